@@ -1,0 +1,314 @@
+"""The `milestone` command line: parse, call one core function, print text or `--json`.
+
+No domain logic lives here. Errors raised anywhere as `TunixError` become one line on stderr and
+the error's exit code in `run()`, the single translation point.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from tunix_rt import milestones
+from tunix_rt.errors import TunixError
+from tunix_rt.project import Project
+
+app = typer.Typer(
+    name="milestone",
+    help="Run an ML project as numbered milestones with an evidence trail that writes itself.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,  # locals can hold tokens
+)
+log_app = typer.Typer(help="Append to the current milestone's tool-calls ledger.", no_args_is_help=True)
+app.add_typer(log_app, name="log")
+
+MilestoneOpt = Annotated[
+    Optional[str], typer.Option("--milestone", "-m", help="Milestone id such as M44 (default: the current one).")
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+SectionOpt = Annotated[
+    Optional[list[str]],
+    typer.Option("--section", help="NAME=TEXT: adds TEXT as one item of section NAME (repeatable)."),
+]
+
+
+def _project() -> Project:
+    return Project.find()
+
+
+def _print_json(data: object) -> None:
+    typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+# --- project ---------------------------------------------------------------------------------
+
+
+@app.command()
+def init() -> None:
+    """Write [tool.tunix-rt] defaults, create the folders, add ignore rules for weights and the master doc."""
+    from tunix_rt import scaffold
+
+    result = scaffold.init(_project())
+    for path in result.written:
+        typer.echo(f"wrote {path}")
+    for path in result.unchanged:
+        typer.echo(f"kept {path}")
+
+
+@app.command()
+def start(
+    milestone: Annotated[str, typer.Argument(help="New milestone id, such as M44.")],
+    title: Annotated[str, typer.Option("--title", "-t", help="What the milestone is about.")],
+    phase: Annotated[Optional[int], typer.Option(help="Phase folder number (default: the latest milestone's, else 1).")] = None,
+    branch: Annotated[bool, typer.Option("--branch", help="Create and check out milestone/<id>-<slug>.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Start a milestone: record the baseline, scaffold its documents, make it current."""
+    project = _project()
+    state = milestones.start(project, milestone, title, phase=phase, branch=branch)
+    if as_json:
+        _print_json(state.model_dump(mode="json"))
+        return
+    folder = project.relative(project.ledger(state.id).parent)
+    sha = state.baseline.sha[:7] if state.baseline.sha else "none (empty repository)"
+    typer.echo(f"started {state.id} — {state.title} (phase {state.phase}, baseline {sha})")
+    typer.echo(f"documents in {folder}/")
+
+
+@app.command()
+def status(as_json: JsonOpt = False) -> None:
+    """Where things stand: the current milestone and its open entries."""
+    project = _project()
+    current = project.current_milestone()
+    if current is None or project.find_ledger(current) is None:
+        if as_json:
+            _print_json({"current": None})
+        else:
+            typer.echo("no current milestone (start one with `milestone start M01 --title ...`)")
+        return
+    state = milestones.show(project, current)
+    open_entries = [e for e in state.entries if e.status in ("in-progress", "planned")]
+    if as_json:
+        _print_json(
+            {
+                "current": state.id,
+                "title": state.title,
+                "status": state.status,
+                "entries": len(state.entries),
+                "open_entries": [e.number for e in open_entries],
+                "runs": len(state.runs),
+                "commit": state.commit,
+            }
+        )
+        return
+    typer.echo(f"{state.id} — {state.title} [{state.status}] phase {state.phase}")
+    typer.echo(f"{len(state.entries)} entries, {len(state.runs)} runs, {len(state.sessions)} sessions")
+    for entry in open_entries:
+        typer.echo(f"  open: entry {entry.label} — {entry.title} ({milestones.status_label(entry)})")
+    if state.commit:
+        typer.echo(f"closed in commit {state.commit}")
+
+
+@app.command("list")
+def list_milestones(as_json: JsonOpt = False) -> None:
+    """Every milestone of the project."""
+    states = milestones.list_all(_project())
+    rows = [
+        {"id": s.id, "title": s.title, "phase": s.phase, "status": s.status, "entries": len(s.entries), "runs": len(s.runs)}
+        for s in states
+    ]
+    if as_json:
+        _print_json(rows)
+        return
+    for row in rows:
+        typer.echo(f"{row['id']:<6} {row['status']:<7} phase {row['phase']:<3} {row['entries']:>4} entries  {row['title']}")
+
+
+@app.command()
+def show(
+    milestone_arg: Annotated[Optional[str], typer.Argument(metavar="[MILESTONE]", help="Milestone id (default: current).")] = None,
+    milestone: MilestoneOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """A milestone's baseline, sessions, entries, checkpoints and runs."""
+    state = milestones.show(_project(), milestone_arg or milestone)
+    if as_json:
+        data = state.model_dump(mode="json", exclude={"timeline"})
+        _print_json(data)
+        return
+    typer.echo(f"{state.id} — {state.title} [{state.status}] phase {state.phase}")
+    base = state.baseline
+    typer.echo(f"baseline: {base.sha[:7] if base.sha else 'none'} on {base.branch or 'detached HEAD'} at {base.time}")
+    for entry in state.entries:
+        typer.echo(f"  {entry.label:>5}  {milestones.status_label(entry) or '—':<14} {entry.title or entry.timestamp}")
+    for point in state.checkpoints:
+        typer.echo(f"  checkpoint: {point.title}")
+    for run in state.runs:
+        typer.echo(f"  run {run.id} ({run.kind}, {run.status}) {run.path}")
+    if state.commit:
+        typer.echo(f"closing commit: {state.commit}")
+
+
+@app.command()
+def render(milestone: MilestoneOpt = None) -> None:
+    """Re-render every tool-calls view from its ledger (or one milestone's)."""
+    project = _project()
+    for path in milestones.render_views(project, milestone):
+        typer.echo(f"rendered {project.relative(path)}")
+
+
+@app.command("import")
+def import_log(
+    file: Annotated[Path, typer.Argument(help="A hand-written tool-calls log (Markdown).")],
+    milestone: MilestoneOpt = None,
+    phase: Annotated[Optional[int], typer.Option(help="Phase folder number (default: the latest milestone's, else 1).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Adopt a hand-written tool-calls log as a new milestone's ledger."""
+    project = _project()
+    state, kept = milestones.import_log(project, file, milestone=milestone, phase=phase)
+    if as_json:
+        _print_json({"milestone": state.id, "entries": len(state.entries), "checkpoints": len(state.checkpoints),
+                     "sessions": len(state.sessions), "kept_raw": kept})
+        return
+    typer.echo(
+        f"imported {state.id}: {len(state.entries)} entries, {len(state.checkpoints)} checkpoints, "
+        f"{len(state.sessions)} sessions, {len(kept)} raw blocks kept"
+    )
+
+
+# --- log ---------------------------------------------------------------------------------------
+
+
+@log_app.command("entry")
+def log_entry(
+    title: Annotated[str, typer.Option("--title", "-t", help="Short title of the step.")],
+    tool: Annotated[list[str], typer.Option("--tool", help="Tool used (repeatable).")],
+    purpose: Annotated[str, typer.Option("--purpose", "-p", help="Why this step is taken.")],
+    file: Annotated[Optional[list[str]], typer.Option("--file", "-f", help="File involved (repeatable).")] = None,
+    status: Annotated[str, typer.Option(help="planned, in-progress, completed, failed, blocked or skipped.")] = "in-progress",
+    section: SectionOpt = None,
+    checkpoint: Annotated[Optional[str], typer.Option(help="Checkpoint line closing the entry.")] = None,
+    milestone: MilestoneOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Append an entry and print its number."""
+    sections = [milestones.parse_section(spec) for spec in section or []]
+    entry = milestones.add_entry(
+        _project(), milestone, title=title, tools=tool, purpose=purpose, files=file or [],
+        status=status, sections=sections, checkpoint=checkpoint,
+    )
+    if as_json:
+        _print_json(entry.model_dump(mode="json"))
+    else:
+        typer.echo(entry.number)
+
+
+@log_app.command("update")
+def log_update(
+    number: Annotated[int, typer.Argument(help="Entry number.")],
+    status: Annotated[Optional[str], typer.Option(help="New status.")] = None,
+    status_text: Annotated[Optional[str], typer.Option("--status-text", help="Status as displayed, e.g. 'FAILED — reason'.")] = None,
+    section: SectionOpt = None,
+    checkpoint: Annotated[Optional[str], typer.Option(help="Checkpoint line closing the entry.")] = None,
+    milestone: MilestoneOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Amend entry N (a new event; nothing is rewritten)."""
+    sections = [milestones.parse_section(spec) for spec in section or []]
+    entry = milestones.update_entry(
+        _project(), milestone, number, status=status, status_text=status_text, sections=sections, checkpoint=checkpoint
+    )
+    if as_json:
+        _print_json(entry.model_dump(mode="json"))
+    else:
+        typer.echo(f"updated entry {entry.label}")
+
+
+@log_app.command("checkpoint")
+def log_checkpoint(
+    text: Annotated[str, typer.Argument(help="Checkpoint text.")],
+    standalone: Annotated[bool, typer.Option("--standalone", help="Write a `## CHECKPOINT: TEXT` section instead.")] = False,
+    status: Annotated[Optional[str], typer.Option(help="Status of a standalone checkpoint.")] = None,
+    milestone: MilestoneOpt = None,
+) -> None:
+    """Set the checkpoint line of the latest entry, or write a checkpoint section."""
+    result = milestones.add_checkpoint(_project(), milestone, text, standalone=standalone, status=status)
+    if standalone:
+        typer.echo(f"checkpoint section: {text}")
+    else:
+        typer.echo(f"checkpoint on entry {result.label}")  # type: ignore[union-attr]
+
+
+@log_app.command("session")
+def log_session(
+    recovered: Annotated[Optional[str], typer.Option(help="What was recovered from a lost session.")] = None,
+    milestone: MilestoneOpt = None,
+) -> None:
+    """Start a new session heading."""
+    session = milestones.start_session(_project(), milestone, recovered=recovered)
+    typer.echo(f"session {session.number} started {session.started}")
+
+
+# --- commands contributed by other modules -----------------------------------------------------
+
+
+def _register_extensions() -> None:
+    """Run/plugins/verify and close live in their own modules; each adds its commands here."""
+    import importlib
+
+    for name in ("tunix_rt.cli_runs", "tunix_rt.cli_close"):
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+            continue
+        module.register(app)
+
+
+_register_extensions()
+
+
+# --- the one translation point -----------------------------------------------------------------
+
+
+class _StderrHandler(logging.Handler):
+    def emit(self, record: logging.LogRecord) -> None:
+        typer.echo(f"{record.levelname.lower()}: {record.getMessage()}", err=True)
+
+
+def run(argv: list[str]) -> int:
+    """Runs the app on `argv`; returns the exit code. TunixError -> one stderr line and its code."""
+    logger = logging.getLogger("tunix_rt")
+    handler = _StderrHandler()
+    logger.addHandler(handler)
+    logger.setLevel(logging.WARNING)
+    logger.propagate = False
+    try:
+        result = app(args=argv, prog_name="milestone", standalone_mode=False)
+    except TunixError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        typer.echo("error: interrupted", err=True)
+        return 130
+    except Exception as exc:
+        # Click's usage errors, caught without importing click: one line instead of a usage box.
+        if hasattr(exc, "format_message") and hasattr(exc, "exit_code"):
+            typer.echo(f"error: {exc.format_message()}", err=True)
+            return 2
+        raise
+    finally:
+        logger.removeHandler(handler)
+    return result if isinstance(result, int) else 0
+
+
+def main() -> None:
+    sys.exit(run(sys.argv[1:]))

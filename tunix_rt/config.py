@@ -1,0 +1,57 @@
+"""`[tool.tunix-rt]` settings from pyproject.toml (or milestone.toml); every key has a default."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from tunix_rt.errors import TunixError
+
+
+class CloseSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    test_command: str | None = Field(None, description="Shell command run as a quality gate at close.")
+    master_doc_heading: str | None = Field(
+        None, description="Heading before which the Enhancements block is inserted; end of file when unset."
+    )
+
+
+class Settings(BaseModel):
+    """Project settings; all paths are relative to the repository root, with '/' separators."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    milestones_dir: str = Field("ProjectFiles/Milestones", description="Folder holding the Phase<N> folders.")
+    runs_dir: str = Field("submission_runs", description="Folder holding run evidence folders.")
+    templates_dir: str = Field("templates", description="Project templates that override the defaults.")
+    master_doc: str = Field("PROJECT.md", description="Master document updated at close.")
+    max_file_mb: float = Field(10, description="Largest file close will commit (unless tracked by Git LFS).")
+    close: CloseSettings = Field(default_factory=CloseSettings)
+
+
+def load_settings(root: Path) -> Settings:
+    """Reads `[tool.tunix-rt]` from pyproject.toml, else milestone.toml, else defaults."""
+    table: dict = {}
+    source = None
+    for name, key_path in (("pyproject.toml", ("tool", "tunix-rt")), ("milestone.toml", ())):
+        path = root / name
+        if not path.is_file():
+            continue
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise TunixError(f"{path}: invalid TOML: {exc}") from exc
+        for key in key_path:
+            data = data.get(key, {}) if isinstance(data, dict) else {}
+        if data:
+            table, source = data, path
+            break
+    try:
+        return Settings.model_validate(table)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise TunixError(f"{source}: setting {where}: {first['msg']}") from exc

@@ -1,0 +1,286 @@
+"""The append-only JSONL ledger: locked appends, validated reads, and the fold into milestone state.
+
+Durability model: every event is one line written by a single `write()` on an O_APPEND descriptor
+while holding an exclusive `flock`, so concurrent writers (threads or processes) never interleave
+and entry numbers are allocated without gaps or duplicates. A process killed mid-write can leave
+at most one torn last line (no final newline); readers ignore it with a warning and the next
+writer removes it before appending. A malformed *complete* line is never touched: every reader
+refuses the file with exit 2, naming the line, until a person repairs it.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import TypeAdapter, ValidationError
+
+from tunix_rt.errors import TunixError
+from tunix_rt.models import (
+    Block,
+    BlockAdded,
+    CheckpointAdded,
+    EntryAdded,
+    EntryUpdated,
+    Event,
+    Milestone,
+    MilestoneClosed,
+    MilestoneStarted,
+    RunRecorded,
+    Section,
+    SessionStarted,
+    TimelineItem,
+)
+
+log = logging.getLogger("tunix_rt")
+
+_TAIL_CHUNK = 64 * 1024
+_event_adapter: TypeAdapter[Event] | None = None
+
+
+def _adapter() -> TypeAdapter[Event]:
+    global _event_adapter
+    if _event_adapter is None:
+        _event_adapter = TypeAdapter(Event)
+    return _event_adapter
+
+
+def encode(event: Event) -> bytes:
+    """One ledger line: compact JSON, UTF-8, newline-terminated."""
+    return event.model_dump_json().encode("utf-8") + b"\n"
+
+
+# --- reading --------------------------------------------------------------------------------
+
+
+def _split(path: Path, data: bytes) -> list[tuple[int, bytes]]:
+    """Complete lines with their 1-based numbers; a torn last line is reported and left out."""
+    lines = data.split(b"\n")
+    torn = lines.pop()  # b"" when the file ends with a newline
+    if torn.strip():
+        log.warning(
+            "%s: line %d is incomplete (a writer was interrupted); ignoring it: %r",
+            path,
+            len(lines) + 1,
+            torn[:80].decode("utf-8", "replace"),
+        )
+    return [(number, line) for number, line in enumerate(lines, start=1) if line.strip()]
+
+
+def parse_line(path: Path, number: int, line: bytes) -> Event:
+    try:
+        return _adapter().validate_json(line)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        detail = f"{first['msg']}" + (f" at {where}" if where else "")
+        raise TunixError(f"{path}:{number}: malformed ledger line ({detail}); repair or remove it by hand") from exc
+
+
+def parse(path: Path, data: bytes) -> list[Event]:
+    return [parse_line(path, number, line) for number, line in _split(path, data)]
+
+
+def read(path: Path) -> list[Event]:
+    """Every complete event, validated; refuses the whole file if any complete line is malformed."""
+    try:
+        with open(path, "rb") as handle:
+            fcntl.flock(handle, fcntl.LOCK_SH)  # waits out a writer mid-append
+            data = handle.read()
+    except OSError as exc:
+        raise TunixError(f"cannot read ledger {path}: {exc.strerror}") from exc
+    return parse(path, data)
+
+
+# --- writing ------------------------------------------------------------------------------
+
+
+@dataclass
+class Tail:
+    """What an appender needs to know, read from the end of the file only."""
+
+    last_number: int  # highest entry number seen in the tail window (0 when none)
+    closed: bool  # the last event closes the milestone
+
+
+class Writer:
+    """An exclusive hold on one ledger; created by `writer()`."""
+
+    def __init__(self, path: Path, fd: int) -> None:
+        self.path = path
+        self.fd = fd
+        self.size = os.fstat(fd).st_size
+        self._drop_torn_tail()
+        self.size_before = self.size
+
+    def _read_at(self, offset: int, length: int) -> bytes:
+        return os.pread(self.fd, length, offset)
+
+    def _drop_torn_tail(self) -> None:
+        if self.size == 0:
+            return
+        start = max(0, self.size - _TAIL_CHUNK)
+        chunk = self._read_at(start, self.size - start)
+        if chunk.endswith(b"\n"):
+            return
+        cut = chunk.rfind(b"\n")
+        while cut < 0 and start > 0:  # a torn line longer than one chunk
+            start = max(0, start - _TAIL_CHUNK)
+            chunk = self._read_at(start, self.size - start)
+            cut = chunk.rfind(b"\n")
+        keep = start + cut + 1 if cut >= 0 else 0
+        log.warning(
+            "%s: removing an incomplete last line left by an interrupted writer (%d bytes)",
+            self.path,
+            self.size - keep,
+        )
+        os.ftruncate(self.fd, keep)
+        self.size = keep
+
+    def events(self) -> list[Event]:
+        """Every event, read through the held descriptor (a second lock would deadlock)."""
+        return parse(self.path, self._read_at(0, self.size))
+
+    def tail(self) -> Tail:
+        """Scans backwards chunk by chunk until it finds an entry (or the start of the file)."""
+        end = self.size
+        closed: bool | None = None
+        carry = b""
+        while end > 0:
+            start = max(0, end - _TAIL_CHUNK)
+            chunk = self._read_at(start, end - start) + carry
+            lines = chunk.split(b"\n")
+            carry = lines.pop(0) if start > 0 else b""  # possibly partial: completed by the next chunk
+            for line in reversed(lines):
+                if not line.strip():
+                    continue
+                if closed is None:
+                    closed = b'"kind":"milestone_closed"' in line
+                if b'"kind":"entry_added"' in line:
+                    return Tail(last_number=json.loads(line)["entry"]["number"], closed=bool(closed))
+            end = start
+        if carry.strip() and closed is None:
+            closed = b'"kind":"milestone_closed"' in carry
+        if b'"kind":"entry_added"' in carry:
+            return Tail(last_number=json.loads(carry)["entry"]["number"], closed=bool(closed))
+        return Tail(last_number=0, closed=bool(closed))
+
+    def append(self, *events: Event) -> None:
+        """All events in one write, so a crash leaves either all of them or a torn last line."""
+        data = b"".join(encode(event) for event in events)
+        written = 0
+        while written < len(data):  # a short write happens only on a full disk or a signal
+            written += os.write(self.fd, data[written:])
+        self.size += len(data)
+
+    def truncate(self, size: int) -> None:
+        """Takes back this writer's own appends (used by `close` to stay all-or-nothing)."""
+        if size < self.size_before:
+            raise ValueError("a writer may only take back what it appended")
+        os.ftruncate(self.fd, size)
+        self.size = size
+
+
+@contextmanager
+def writer(path: Path, *, create: bool = False) -> Iterator[Writer]:
+    flags = os.O_RDWR | os.O_APPEND | (os.O_CREAT | os.O_EXCL if create else 0)
+    try:
+        fd = os.open(path, flags, 0o644)
+    except FileExistsError as exc:
+        raise TunixError(f"{path} already exists") from exc
+    except OSError as exc:
+        raise TunixError(f"cannot open ledger {path} for writing: {exc.strerror}") from exc
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield Writer(path, fd)
+    except OSError as exc:
+        raise TunixError(f"cannot write ledger {path}: {exc.strerror}") from exc
+    finally:
+        os.close(fd)
+
+
+# --- folding ------------------------------------------------------------------------------
+
+
+def _merge_sections(target: list[Section], added: list[Section]) -> None:
+    by_name = {section.name: section for section in target}
+    for section in added:
+        if section.name in by_name:
+            existing = by_name[section.name]
+            existing.items.extend(section.items)
+            if section.text:
+                existing.text = f"{existing.text}\n\n{section.text}" if existing.text else section.text
+        else:
+            copy = section.model_copy(deep=True)
+            target.append(copy)
+            by_name[copy.name] = copy
+
+
+def fold(path: Path, events: list[Event]) -> Milestone:
+    """Replays the events into the milestone state (the only place state is derived)."""
+    if not events or not isinstance(events[0], MilestoneStarted):
+        raise TunixError(f"{path}: a ledger must begin with a milestone_started event")
+    first = events[0]
+    state = Milestone(
+        id=first.milestone,
+        title=first.title,
+        phase=first.phase,
+        status="open",
+        baseline=first.baseline,
+        source=first.source,
+        imported_from=first.imported_from,
+        started=first.time,
+    )
+    entry_index: dict[int, int] = {}
+    run_index: dict[str, int] = {}
+    for event in events[1:]:
+        if isinstance(event, EntryAdded):
+            entry_index[event.entry.number] = len(state.entries)
+            state.timeline.append(TimelineItem(type="entry", index=len(state.entries)))
+            state.entries.append(event.entry.model_copy(deep=True))
+        elif isinstance(event, EntryUpdated):
+            if event.number not in entry_index:
+                raise TunixError(f"{path}: entry_updated refers to entry {event.number}, which does not exist")
+            entry = state.entries[entry_index[event.number]]
+            if event.status is not None:
+                entry.status = event.status
+                entry.status_text = event.status_text or ""
+            elif event.status_text is not None:
+                entry.status_text = event.status_text
+            _merge_sections(entry.sections, event.sections)
+            if event.checkpoint is not None:
+                entry.checkpoint = event.checkpoint
+        elif isinstance(event, SessionStarted):
+            state.timeline.append(TimelineItem(type="session", index=len(state.sessions)))
+            state.sessions.append(event.session)
+        elif isinstance(event, CheckpointAdded):
+            state.timeline.append(TimelineItem(type="checkpoint", index=len(state.checkpoints)))
+            state.checkpoints.append(event.checkpoint)
+        elif isinstance(event, BlockAdded):
+            state.timeline.append(TimelineItem(type="block", index=len(state.blocks)))
+            state.blocks.append(event.block)
+        elif isinstance(event, RunRecorded):
+            if event.run.id in run_index:
+                state.runs[run_index[event.run.id]] = event.run
+            else:
+                run_index[event.run.id] = len(state.runs)
+                state.runs.append(event.run)
+        elif isinstance(event, MilestoneClosed):
+            state.status = "closed"
+            state.closed = event.closed
+        elif isinstance(event, MilestoneStarted):
+            raise TunixError(f"{path}: a second milestone_started event")
+    return state
+
+
+def load(path: Path) -> Milestone:
+    return fold(path, read(path))
+
+
+__all__ = ["Block", "Tail", "Writer", "encode", "fold", "load", "parse_line", "read", "writer"]

@@ -1,0 +1,260 @@
+"""The schema: every ledger event, the folded milestone state, and the shapes `--json` prints.
+
+One set of pydantic models serves three purposes: a ledger line is validated against `Event`, the
+fold of a ledger is a `Milestone`, and templates receive those same objects as their context.
+Models defer building their validators until first use so the `log entry` hot path pays only for
+the few it touches.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SCHEMA_VERSION = 1
+
+Status = Literal["planned", "in-progress", "completed", "failed", "blocked", "skipped"]
+STATUSES: tuple[str, ...] = ("planned", "in-progress", "completed", "failed", "blocked", "skipped")
+STATUS_DISPLAY: dict[str, str] = {
+    "planned": "PLANNED",
+    "in-progress": "IN PROGRESS",
+    "completed": "✅ COMPLETED",
+    "failed": "FAILED",
+    "blocked": "BLOCKED",
+    "skipped": "SKIPPED",
+}
+
+# Where an entry came from: typed at the CLI, imported from a hand-written log, written by a
+# plugin run, or (later) folded from an AI coding agent's tool-call hook payloads.
+Source = Literal["cli", "import", "plugin", "hook"]
+
+
+class Model(BaseModel):
+    """Base for every schema model: unknown keys are an error, validators are built lazily."""
+
+    model_config = ConfigDict(extra="forbid", defer_build=True)
+
+
+class Section(Model):
+    """A free section of an entry (Attempts, Conclusion, Results, ...).
+
+    `items` holds the values: an inline paragraph is one item, a list one item per element.
+    `text` holds verbatim what is neither (a table, a code block, a lead paragraph before a list).
+    `ordered` remembers a numbered list so it renders back as one.
+    """
+
+    name: str
+    items: list[str] = Field(default_factory=list)
+    text: str = ""
+    ordered: bool = False
+
+
+class Entry(Model):
+    """One step of work in the tool-calls log."""
+
+    number: int
+    label: str
+    title: str = ""
+    timestamp: str = ""
+    tools: list[str] = Field(default_factory=list)
+    purpose: str = ""
+    files: list[str] = Field(default_factory=list)
+    status: Status | None = None
+    status_text: str = ""
+    sections: list[Section] = Field(default_factory=list)
+    checkpoint: str | None = None
+    source: Source = "cli"
+    # Room for agent hooks: a pre-call and a post-call event fold into one entry by tool_use_id.
+    agent_session_id: str | None = None
+    tool_use_id: str | None = None
+
+
+class Checkpoint(Model):
+    """A `## CHECKPOINT: title` (or `## FINAL CHECKPOINT[: title]`) section between entries."""
+
+    title: str
+    status: Status | None = None
+    status_text: str = ""
+    sections: list[Section] = Field(default_factory=list)
+    text: str = ""
+    after_entry: int | None = None
+    final: bool = False
+
+
+class Session(Model):
+    """A working session; rendered as a `## Session Start: <date>` heading."""
+
+    number: int
+    date: str
+    started: str
+    recovered: str | None = None
+
+
+class Block(Model):
+    """Markdown kept verbatim: an importer's not-understood content, a closure block, a preamble."""
+
+    heading: str = ""
+    text: str = ""
+    after_entry: int | None = None
+
+
+class Environment(Model):
+    """Where a baseline or a run was taken: read from package metadata, never by importing."""
+
+    python: str
+    platform: str
+    packages: dict[str, str | None] = Field(default_factory=dict)
+    nvidia_smi: str | None = None
+
+
+class Baseline(Model):
+    """The state of the repository when a milestone started (or was adopted by import)."""
+
+    sha: str | None
+    branch: str | None
+    dirty_files: list[str] = Field(default_factory=list)
+    diff_patch: str | None = None
+    time: str
+    environment: Environment
+
+
+RunStatus = Literal["running", "completed", "failed", "interrupted"]
+
+
+class Run(Model):
+    """One plugin execution and its evidence folder `submission_runs/<run id>/`."""
+
+    id: str
+    kind: Literal["train", "eval"]
+    plugin: str
+    path: str
+    config: str | None = None
+    status: RunStatus
+    started: str
+    ended: str | None = None
+    entry: int | None = None
+    metrics: dict[str, Any] = Field(default_factory=dict)
+
+
+class ClosedInfo(Model):
+    """What `close` recorded; the commit SHA is found later through the `Milestone:` trailer."""
+
+    time: str
+    forced: bool = False
+    open_entries: list[int] = Field(default_factory=list)
+    skipped_hooks: bool = False
+
+
+# --- ledger events --------------------------------------------------------------------------
+
+
+class _Event(Model):
+    schema_version: Literal[1] = SCHEMA_VERSION
+    time: str
+
+
+class MilestoneStarted(_Event):
+    kind: Literal["milestone_started"] = "milestone_started"
+    milestone: str
+    title: str
+    phase: int
+    baseline: Baseline
+    source: Source = "cli"
+    imported_from: str | None = None
+
+
+class SessionStarted(_Event):
+    kind: Literal["session_started"] = "session_started"
+    session: Session
+
+
+class EntryAdded(_Event):
+    kind: Literal["entry_added"] = "entry_added"
+    entry: Entry
+
+
+class EntryUpdated(_Event):
+    """An amendment of entry `number`; sections given here add items to same-named sections."""
+
+    kind: Literal["entry_updated"] = "entry_updated"
+    number: int
+    status: Status | None = None
+    status_text: str | None = None
+    sections: list[Section] = Field(default_factory=list)
+    checkpoint: str | None = None
+    source: Source = "cli"
+
+
+class CheckpointAdded(_Event):
+    kind: Literal["checkpoint_added"] = "checkpoint_added"
+    checkpoint: Checkpoint
+
+
+class BlockAdded(_Event):
+    kind: Literal["block_added"] = "block_added"
+    block: Block
+
+
+class RunRecorded(_Event):
+    """The latest state of a run; a later event for the same run id supersedes an earlier one."""
+
+    kind: Literal["run_recorded"] = "run_recorded"
+    run: Run
+
+
+class MilestoneClosed(_Event):
+    kind: Literal["milestone_closed"] = "milestone_closed"
+    closed: ClosedInfo
+
+
+Event = Annotated[
+    Union[
+        MilestoneStarted,
+        SessionStarted,
+        EntryAdded,
+        EntryUpdated,
+        CheckpointAdded,
+        BlockAdded,
+        RunRecorded,
+        MilestoneClosed,
+    ],
+    Field(discriminator="kind"),
+]
+
+
+class EventLine(Model):
+    """Wrapper used to validate one ledger line against the union of events."""
+
+    event: Event
+
+
+# --- folded state -----------------------------------------------------------------------------
+
+
+class TimelineItem(Model):
+    """Position of one rendered block in the tool-calls log, in ledger order."""
+
+    type: Literal["session", "entry", "checkpoint", "block"]
+    index: int
+
+
+class Milestone(Model):
+    """The fold of a ledger: what `milestone show --json` prints and templates receive."""
+
+    id: str
+    title: str
+    phase: int
+    status: Literal["open", "closed"]
+    baseline: Baseline
+    source: Source = "cli"
+    imported_from: str | None = None
+    started: str
+    sessions: list[Session] = Field(default_factory=list)
+    entries: list[Entry] = Field(default_factory=list)
+    checkpoints: list[Checkpoint] = Field(default_factory=list)
+    blocks: list[Block] = Field(default_factory=list)
+    runs: list[Run] = Field(default_factory=list)
+    timeline: list[TimelineItem] = Field(default_factory=list)
+    closed: ClosedInfo | None = None
+    commit: str | None = None
