@@ -269,12 +269,14 @@ def import_log(
     view's path already holds a hand-written file (importing in place), it is kept beside it as
     `M43_toolcalls.imported.md` rather than overwritten.
     """
-    from tunix_rt import legacy
-
     try:
         data = source.read_bytes()
     except OSError as exc:
         raise TunixError(f"cannot read {source}: {exc.strerror}") from exc
+    if milestone:
+        _refuse_existing(project, canonical_milestone(milestone))
+    from tunix_rt import legacy
+
     parsed = legacy.parse(legacy.decode(data, str(source)))
     given = milestone or parsed.milestone
     if not given:

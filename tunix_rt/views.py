@@ -16,8 +16,13 @@ import os
 from pathlib import Path
 from typing import Any
 
+import logging
+
 from tunix_rt import ledger, render
+from tunix_rt.errors import TunixError
 from tunix_rt.project import Project
+
+log = logging.getLogger("tunix_rt")
 
 
 def toolcalls_path(ledger_path: Path, milestone_id: str) -> Path:
@@ -97,7 +102,12 @@ def after_append(
         md_size = -1
     fresh = cache is not None and cache["ledger_size"] == writer.size_before and cache["md_size"] == md_size
     if blocks is None or not fresh:
-        render_full(project, milestone_id, writer.path, writer)
+        try:
+            render_full(project, milestone_id, writer.path, writer)
+        except TunixError as exc:
+            # The event is safely appended; only the view lags until the ledger is repaired.
+            _cache_path(project, milestone_id).unlink(missing_ok=True)
+            log.warning("%s was not re-rendered: %s", project.relative(target), exc)
         return
     if blocks:
         env = environment(project)

@@ -1,0 +1,72 @@
+"""Shared fixtures: a temporary git repository with an identity, pinned time, and CLI runners."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tunix_rt import cli
+from tunix_rt.project import Project
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DATA = Path(__file__).resolve().parent / "data"
+CORPUS = REPO_ROOT.parent / "shared" / "corpus" / "tunix-rt"
+MILESTONE = [sys.executable, "-m", "tunix_rt.cli"]
+
+
+def git(cwd: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout
+
+
+@pytest.fixture
+def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty git repository with an identity, as the working directory."""
+    root = tmp_path / "repo"
+    root.mkdir()
+    git(root, "init", "-q", "-b", "main")
+    git(root, "config", "user.name", "Test Engineer")
+    git(root, "config", "user.email", "test@example.com")
+    git(root, "config", "commit.gpgsign", "false")
+    monkeypatch.chdir(root)
+    monkeypatch.setenv("TUNIX_RT_NOW", "2026-01-08T12:00:00Z")
+    return root
+
+
+@pytest.fixture
+def project(repo: Path) -> Project:
+    """A git repository after `milestone init`, with one commit so there is a baseline."""
+    assert cli.run(["init"]) == 0
+    (repo / "README.md").write_text("# demo\n", encoding="utf-8")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "initial")
+    return Project.find(repo)
+
+
+class CliResult:
+    def __init__(self, code: int, out: str, err: str) -> None:
+        self.code, self.out, self.err = code, out, err
+
+    def __repr__(self) -> str:
+        return f"CliResult(code={self.code}, out={self.out!r}, err={self.err!r})"
+
+
+@pytest.fixture
+def run_cli(capsys: pytest.CaptureFixture[str]):
+    """Runs `milestone ARGS` in-process through the same translation point as the console script."""
+
+    def invoke(*args: str) -> CliResult:
+        capsys.readouterr()
+        code = cli.run(list(args))
+        captured = capsys.readouterr()
+        return CliResult(code, captured.out, captured.err)
+
+    return invoke
+
+
+def run_subprocess(cwd: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run([*MILESTONE, *args], cwd=cwd, capture_output=True, text=True, env=full_env, timeout=timeout)

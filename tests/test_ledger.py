@@ -1,0 +1,152 @@
+"""The ledger's promises: locked appends, torn-tail tolerance, refusal of malformed middle lines."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO_ROOT
+
+from tunix_rt import ledger, milestones
+from tunix_rt.errors import TunixError
+
+LEDGER = "ProjectFiles/Milestones/Phase1/M44.ledger.jsonl"
+
+
+@pytest.fixture
+def m44(project, run_cli):
+    assert run_cli("start", "M44", "--title", "ledger").code == 0
+    return project.root / LEDGER
+
+
+def entry_numbers(path: Path) -> list[int]:
+    return [e.entry.number for e in ledger.read(path) if e.kind == "entry_added"]
+
+
+def test_every_line_is_a_versioned_event(m44, run_cli) -> None:
+    run_cli("log", "entry", "-t", "a", "--tool", "x", "-p", "y")
+    lines = [json.loads(line) for line in m44.read_text(encoding="utf-8").splitlines()]
+    assert [line["kind"] for line in lines] == ["milestone_started", "session_started", "entry_added"]
+    assert all(line["schema_version"] == 1 and line["time"].endswith("Z") for line in lines)
+
+
+def test_torn_last_line_is_ignored_with_a_warning_and_removed_by_the_next_writer(m44, run_cli) -> None:
+    run_cli("log", "entry", "-t", "a", "--tool", "x", "-p", "y")
+    complete = m44.read_bytes()
+    with open(m44, "ab") as handle:
+        handle.write(b'{"schema_version":1,"time":"2026-01-08T12:00:00Z","kind":"entry_ad')
+    r = run_cli("show", "--json")
+    assert r.code == 0 and "incomplete" in r.err
+    assert len(json.loads(r.out)["entries"]) == 1
+    r = run_cli("log", "entry", "-t", "b", "--tool", "x", "-p", "y")
+    assert (r.code, r.out.strip()) == (0, "2")
+    assert m44.read_bytes().startswith(complete)
+    assert entry_numbers(m44) == [1, 2]
+
+
+def test_malformed_middle_line_refuses_every_reader_and_is_never_rewritten(m44, run_cli) -> None:
+    run_cli("log", "entry", "-t", "a", "--tool", "x", "-p", "y")
+    lines = m44.read_bytes().splitlines(keepends=True)
+    lines.insert(1, b"<<<<<<< HEAD\n")
+    m44.write_bytes(b"".join(lines))
+    before = m44.read_bytes()
+    for args in (["show"], ["status"], ["list"], ["render"], ["log", "update", "1", "--status", "completed"]):
+        r = run_cli(*args)
+        assert r.code == 2, args
+        assert f"{LEDGER}:2" in r.err and r.err.count("\n") == 1, r.err
+    assert m44.read_bytes() == before
+
+
+def test_appending_needs_no_valid_history(m44, run_cli) -> None:
+    """An append reads only the tail: a damaged line far back does not block logging."""
+    run_cli("log", "entry", "-t", "a", "--tool", "x", "-p", "y")
+    text = m44.read_text(encoding="utf-8").replace('"kind":"session_started"', '"kind":"nonsense"')
+    m44.write_text(text, encoding="utf-8")
+    r = run_cli("log", "entry", "-t", "b", "--tool", "x", "-p", "y")
+    assert (r.code, r.out.strip()) == (0, "2")
+    assert "not re-rendered" in r.err  # the view waits for the repair; the event is kept
+
+
+def test_writer_truncate_takes_back_only_its_own_appends(m44) -> None:
+    with ledger.writer(m44) as w:
+        size = w.size_before
+        with pytest.raises(ValueError):
+            w.truncate(size - 1)
+        w.truncate(size)
+    assert m44.stat().st_size == size
+
+
+def test_threads_never_share_a_number(project, m44) -> None:
+    errors: list[BaseException] = []
+
+    def work(k: int) -> None:
+        try:
+            for i in range(25):
+                milestones.add_entry(project, "M44", title=f"t{k}-{i}", tools=["x"], purpose="p")
+        except BaseException as exc:  # noqa: BLE001 - surfaced below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert sorted(entry_numbers(m44)) == list(range(1, 201))
+    assert entry_numbers(m44) == list(range(1, 201))  # file order is allocation order
+
+
+WORKER = """
+import sys
+from tunix_rt.project import Project
+from tunix_rt import milestones
+project = Project.find()
+for i in range(int(sys.argv[1])):
+    milestones.add_entry(project, "M44", title=f"w{sys.argv[2]}-{i}", tools=["x"], purpose="p")
+"""
+
+
+@pytest.mark.slow
+def test_processes_never_share_a_number(project, m44) -> None:
+    """8 processes x 100 entries -> entries 1..800, each once, ledger valid, view complete."""
+    procs = [
+        subprocess.Popen([sys.executable, "-c", WORKER, "100", str(k)], cwd=project.root, stderr=subprocess.PIPE)
+        for k in range(8)
+    ]
+    for proc in procs:
+        assert proc.wait(timeout=300) == 0, proc.stderr.read()
+    assert entry_numbers(m44) == list(range(1, 801))
+    view = m44.with_name("M44_toolcalls.md").read_text(encoding="utf-8")
+    assert view.count("### Entry ") == 800
+    before = view
+    assert milestones.render_views(project, "M44")
+    assert m44.with_name("M44_toolcalls.md").read_text(encoding="utf-8") == before
+
+
+def test_symlinked_ledger_outside_the_repo_is_refused(project, run_cli, tmp_path) -> None:
+    outside = tmp_path / "elsewhere.jsonl"
+    outside.write_text("", encoding="utf-8")
+    folder = project.root / "ProjectFiles/Milestones/Phase1"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "M09.ledger.jsonl").symlink_to(outside)
+    r = run_cli("log", "entry", "-t", "a", "--tool", "x", "-p", "y", "--milestone", "M09")
+    assert r.code == 2 and "outside the repository" in r.err
+    assert outside.read_text(encoding="utf-8") == ""
+
+
+def test_fold_rejects_a_ledger_without_start(tmp_path) -> None:
+    path = tmp_path / "M01.ledger.jsonl"
+    path.write_text("", encoding="utf-8")
+    with pytest.raises(TunixError):
+        ledger.load(path)
+
+
+def test_core_never_imports_torch() -> None:
+    code = "import sys, tunix_rt.cli, tunix_rt.milestones; print('torch' in sys.modules, 'transformers' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO_ROOT, check=True).stdout
+    assert out.split() == ["False", "False"]
