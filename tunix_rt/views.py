@@ -61,7 +61,7 @@ def write_atomic(path: Path, text: str) -> None:
 
 
 def environment(project: Project):
-    return render.environment(project.root / project.settings.templates_dir)
+    return render.environment(project.root / project.settings.templates_dir, project.state_dir / "jinja-cache")
 
 
 def render_full(project: Project, milestone_id: str, ledger_path: Path, held: ledger.Writer | None = None) -> Path:
