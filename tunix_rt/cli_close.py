@@ -1,0 +1,68 @@
+"""The `milestone close` command (thin: parse, call `closing.close`, print text or `--json`)."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Optional
+
+import typer
+
+
+def close_command(
+    milestone: Annotated[
+        Optional[str], typer.Option("--milestone", "-m", help="Milestone id such as M44 (default: the current one).")
+    ] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the summary and the files it would commit; write nothing.")] = False,
+    no_commit: Annotated[
+        bool, typer.Option("--no-commit", help="Write the summary, audit and master doc, then stop (the milestone stays open).")
+    ] = False,
+    skip_hooks: Annotated[bool, typer.Option("--skip-hooks", help="Do not run pre-commit (the summary says so).")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Close although entries are still in progress or planned (recorded).")] = False,
+    tag: Annotated[bool, typer.Option("--tag", help="Add an annotated tag such as m44 to the closing commit.")] = False,
+    summary: Annotated[
+        Optional[str], typer.Option("--summary", help="Executive summary: TEXT, or @FILE to read it from a file.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
+) -> None:
+    """Close a milestone: checks, pre-commit, summary + audit + master doc, and one commit with a `Milestone:` trailer."""
+    from tunix_rt import closing
+    from tunix_rt.project import Project
+
+    result = closing.close(
+        Project.find(),
+        milestone,
+        dry_run=dry_run,
+        no_commit=no_commit,
+        skip_hooks=skip_hooks,
+        force=force,
+        tag=tag,
+        summary=summary,
+    )
+    if as_json:
+        data = result.to_json()
+        if dry_run:
+            data["summary"] = result.summary
+        typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
+        return
+    for warning in result.warnings:
+        typer.echo(f"warning: {warning}", err=True)
+    if dry_run:
+        typer.echo(result.summary, nl=False)
+        typer.echo("\n--- files the commit would carry ---")
+        for path in result.files:
+            typer.echo(path)
+        typer.echo("--- commit message ---")
+        typer.echo(result.message, nl=False)
+        return
+    for path in result.written:
+        typer.echo(f"wrote {path}")
+    if result.no_commit:
+        typer.echo(f"{result.milestone} stays open (--no-commit): nothing staged or committed")
+        return
+    typer.echo(f"closed {result.milestone}: commit {result.commit[:12] if result.commit else '?'} ({len(result.files)} files)"
+               + (f", tag {result.tag}" if result.tag else ""))
+    typer.echo(f"  {result.whole.line()}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("close")(close_command)
