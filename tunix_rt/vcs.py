@@ -98,3 +98,283 @@ def ignored_paths(repo: git.Repo, paths: list[str]) -> set[str]:
     if status not in (0, 1):
         raise TunixError(f"git check-ignore failed: {err.strip()}")
     return {line for line in out.splitlines() if line}
+
+
+# --- close: exact diffstat, ignore rules, LFS, and the one all-or-nothing commit ---------------------
+# (appended for `milestone close`; the close use case lives in closing.py)
+
+EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"  # git's well-known empty tree: the "baseline" of an empty repo
+_ZERO_SHA = "0" * 40
+
+
+@dataclass
+class FileStat:
+    """One changed path since the baseline; insertions/deletions are None for a binary file (git's '-')."""
+
+    path: str
+    insertions: int | None
+    deletions: int | None
+    change: str  # "added", "modified", "deleted" or "untracked"
+
+
+def is_binary_bytes(data: bytes) -> bool:
+    """git's own test: a NUL byte in the first 8000 bytes."""
+    return b"\0" in data[:8000]
+
+
+def count_lines(data: bytes) -> int:
+    """Lines as git's numstat counts them for a new file (a last line without a newline counts)."""
+    if not data:
+        return 0
+    return data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
+
+
+def changed_since(repo: git.Repo, baseline: str | None) -> list[FileStat]:
+    """Tracked changes (work tree against the baseline, renames off) plus untracked non-ignored files.
+
+    Exact by construction: the same numbers `git diff --numstat <baseline>` prints, with untracked
+    files counted as git counts a new file once it is added.
+    """
+    base = baseline or EMPTY_TREE
+    try:
+        numstat = repo.git.diff(base, "--numstat", "-z", "--no-renames", "--no-ext-diff", "--")
+        status = repo.git.diff(base, "--name-status", "-z", "--no-renames", "--no-ext-diff", "--")
+    except git.GitCommandError as exc:
+        raise TunixError(f"cannot diff against the baseline {base[:12]}: {exc.stderr.strip()}") from exc
+    changes: dict[str, str] = {}
+    fields = status.split("\0")
+    for i in range(0, len(fields) - 1, 2):
+        letter, path = fields[i], fields[i + 1]
+        if letter:
+            changes[path] = {"A": "added", "D": "deleted"}.get(letter[0], "modified")
+    stats: list[FileStat] = []
+    for record in numstat.split("\0"):
+        if not record:
+            continue
+        ins, dels, path = record.split("\t", 2)
+        stats.append(
+            FileStat(
+                path=path,
+                insertions=None if ins == "-" else int(ins),
+                deletions=None if dels == "-" else int(dels),
+                change=changes.get(path, "modified"),
+            )
+        )
+    root = Path(repo.working_tree_dir)
+    for path in repo.git.ls_files("--others", "--exclude-standard", "-z").split("\0"):
+        if not path:
+            continue
+        try:
+            data = (root / path).read_bytes()
+        except OSError:
+            continue  # vanished, or a socket/fifo: nothing git would commit
+        binary = is_binary_bytes(data)
+        stats.append(
+            FileStat(
+                path=path,
+                insertions=None if binary else count_lines(data),
+                deletions=None if binary else 0,
+                change="untracked",
+            )
+        )
+    return sorted(stats, key=lambda s: s.path)
+
+
+def file_patch(repo: git.Repo, baseline: str | None, path: str) -> str:
+    """`git diff <baseline> --binary -- path` (compared with the patch recorded at start)."""
+    return repo.git.diff(baseline or EMPTY_TREE, "--binary", "--no-ext-diff", "--", path)
+
+
+def blob_text(repo: git.Repo, commit: str | None, path: str) -> bytes | None:
+    """A file's bytes in `commit`, or None when it does not exist there."""
+    if commit is None:
+        return None
+    status, out, _ = repo.git.cat_file(
+        "blob", f"{commit}:{path}", with_extended_output=True, with_exceptions=False,
+        strip_newline_in_stdout=False, stdout_as_string=False,
+    )
+    return out if status == 0 else None
+
+
+def numstat_text(old: bytes, new: bytes) -> tuple[int | None, int | None]:
+    """git's numstat between two contents (used for documents not yet written, e.g. in --dry-run)."""
+    if old == new:
+        return 0, 0
+    if is_binary_bytes(old) or is_binary_bytes(new):
+        return None, None
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="tunix-rt-numstat-") as tmp:
+        a, b = Path(tmp) / "a", Path(tmp) / "b"
+        a.write_bytes(old)
+        b.write_bytes(new)
+        status, out, err = git.Git(tmp).execute(
+            ["git", "diff", "--no-index", "--numstat", "--no-ext-diff", "a", "b"],
+            with_extended_output=True,
+            with_exceptions=False,
+        )
+    if status not in (0, 1) or not out.strip():
+        raise TunixError(f"git diff --no-index failed: {err.strip()}")
+    ins, dels, _ = out.split("\t", 2)
+    return (None, None) if ins == "-" else (int(ins), int(dels))
+
+
+@dataclass
+class IgnoreRule:
+    """Why git ignores a path: the ignore file, its line number and the pattern (`git check-ignore -v`)."""
+
+    path: str
+    source: str
+    line: int
+    pattern: str
+
+
+def ignore_rules(repo: git.Repo, paths: list[str]) -> dict[str, IgnoreRule]:
+    """For each ignored path of `paths`, the rule that ignores it; tracked files are never ignored."""
+    import re
+
+    found: dict[str, IgnoreRule] = {}
+    for start in range(0, len(paths), 500):
+        chunk = paths[start : start + 500]
+        status, out, err = repo.git.execute(
+            ["git", "-c", "core.quotePath=false", "check-ignore", "-v", "--", *chunk],
+            with_extended_output=True,
+            with_exceptions=False,
+        )
+        if status not in (0, 1):
+            raise TunixError(f"git check-ignore failed: {err.strip()}")
+        for record in out.splitlines():
+            head, _, path = record.partition("\t")
+            match = re.match(r"^(.*?):(\d+):(.*)$", head)
+            if not match or match.group(3).startswith("!"):  # -v also reports a negated (re-including) match
+                continue
+            found[path] = IgnoreRule(path=path, source=match.group(1), line=int(match.group(2)), pattern=match.group(3))
+    return found
+
+
+def lfs_paths(repo: git.Repo, paths: list[str]) -> set[str]:
+    """The subset of `paths` whose `filter` attribute is `lfs` (tracked by Git LFS)."""
+    found: set[str] = set()
+    for start in range(0, len(paths), 500):
+        chunk = paths[start : start + 500]
+        out = repo.git.check_attr("-z", "filter", "--", *chunk)
+        fields = out.split("\0")
+        for i in range(0, len(fields) - 2, 3):
+            if fields[i + 2] == "lfs":
+                found.add(fields[i])
+    return found
+
+
+def tag_exists(repo: git.Repo, name: str) -> bool:
+    status, _, _ = repo.git.rev_parse(
+        "--verify", "--quiet", f"refs/tags/{name}", with_extended_output=True, with_exceptions=False
+    )
+    return status == 0
+
+
+def identity_problem(repo: git.Repo) -> str | None:
+    """Why a commit would fail for lack of an author identity, or None."""
+    status, _, err = repo.git.var("GIT_AUTHOR_IDENT", with_extended_output=True, with_exceptions=False)
+    if status != 0:
+        return f"git has no author identity ({err.strip().splitlines()[-1] if err.strip() else 'user.name/user.email unset'})"
+    status, _, err = repo.git.var("GIT_COMMITTER_IDENT", with_extended_output=True, with_exceptions=False)
+    if status != 0:
+        return "git has no committer identity (set user.name and user.email)"
+    return None
+
+
+def _close_files(repo: git.Repo) -> tuple[Path, Path, Path]:
+    git_dir = Path(repo.git_dir)
+    state = git_dir / "tunix-rt"
+    return git_dir / "index.lock", state / "close.index", state / "close.pid"
+
+
+def clear_stale_close_lock(repo: git.Repo) -> None:
+    """Removes an index lock left by a `close` that was killed (its pid file names a dead process)."""
+    import os
+
+    lock, tmp_index, pid_file = _close_files(repo)
+    try:
+        pid = int(pid_file.read_text(encoding="utf-8").strip())
+    except (OSError, ValueError):
+        return
+    try:
+        os.kill(pid, 0)
+        return  # still running: its lock is real
+    except ProcessLookupError:
+        pass
+    except PermissionError:
+        return
+    for path in (lock, tmp_index, pid_file):
+        path.unlink(missing_ok=True)
+
+
+def commit_paths(repo: git.Repo, paths: list[str], message: str, *, tag: str | None = None) -> str:
+    """Stages exactly `paths` (additions, changes, deletions) and makes one commit; all or nothing.
+
+    Works on a private copy of the index while holding `.git/index.lock` (the lock git itself
+    honours), writes the tree and the commit object, moves HEAD's branch with a compare-and-swap
+    `update-ref`, adds the annotated tag, and only then installs the new index. Any failure before
+    that point removes the lock and the copy: HEAD, the index and the refs are as they were.
+    Git's own commit hooks do not run; `close` runs the project's pre-commit hooks itself.
+    """
+    import os
+    import shutil
+
+    lock, tmp_index, pid_file = _close_files(repo)
+    tmp_index.parent.mkdir(parents=True, exist_ok=True)
+    clear_stale_close_lock(repo)
+    try:
+        fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+    except FileExistsError as exc:
+        raise TunixError(f"{lock} exists: another git process is running (or crashed); remove it when none is") from exc
+    os.close(fd)
+    pid_file.write_text(f"{os.getpid()}\n", encoding="utf-8")
+    real_index = Path(repo.git_dir) / "index"
+    parent = head_sha(repo)
+    moved = False
+    try:
+        if real_index.exists():
+            shutil.copyfile(real_index, tmp_index)
+        else:
+            tmp_index.unlink(missing_ok=True)
+        env = {"GIT_INDEX_FILE": str(tmp_index), "GIT_LITERAL_PATHSPECS": "1"}
+        spec = tmp_index.with_suffix(".paths")
+        spec.write_bytes(b"".join(p.encode("utf-8") + b"\0" for p in paths))
+        try:
+            repo.git.add("-A", f"--pathspec-from-file={spec}", "--pathspec-file-nul", env=env)
+        finally:
+            spec.unlink(missing_ok=True)
+        tree = repo.git.write_tree(env=env).strip()
+        msg_file = tmp_index.with_suffix(".msg")
+        msg_file.write_text(message, encoding="utf-8")
+        try:
+            args = [tree] + (["-p", parent] if parent else []) + ["-F", str(msg_file)]
+            commit = repo.git.commit_tree(*args).strip()
+        finally:
+            msg_file.unlink(missing_ok=True)
+        subject = message.splitlines()[0]
+        reflog = f"commit{'' if parent else ' (initial)'}: {subject}"
+        repo.git.update_ref("-m", reflog, "HEAD", commit, parent or _ZERO_SHA)
+        moved = True
+        if tag:
+            repo.git.tag("-a", tag, "-m", subject, commit)
+        os.replace(tmp_index, real_index)
+        return commit
+    except Exception as exc:
+        if moved:  # put the branch back where it was
+            if parent:
+                repo.git.update_ref("HEAD", parent, with_exceptions=False)
+            else:
+                repo.git.update_ref("-d", "HEAD", with_exceptions=False)
+        if isinstance(exc, git.GitCommandError):
+            from tunix_rt.errors import WorkFailed
+
+            detail = (exc.stderr or "").strip().splitlines()
+            what = exc.command[1] if len(exc.command) > 1 else "command"
+            raise WorkFailed(f"git {what} failed: {detail[-1] if detail else exc}") from exc
+        raise
+    finally:
+        tmp_index.unlink(missing_ok=True)
+        pid_file.unlink(missing_ok=True)
+        lock.unlink(missing_ok=True)
