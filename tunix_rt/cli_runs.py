@@ -1,0 +1,120 @@
+"""The `milestone run train|eval`, `milestone plugins` and `milestone verify` commands (thin: parse, call, print)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from tunix_rt.errors import WorkFailed
+
+run_app = typer.Typer(help="Run a plugin's training or evaluation into a new evidence folder.", no_args_is_help=True)
+
+PluginOpt = Annotated[str, typer.Option("--plugin", "-p", help="Plugin name (see `milestone plugins`).")]
+ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="The run's YAML config file.")]
+RunOpt = Annotated[
+    Optional[str], typer.Option("--run", help="Evidence folder name such as m44_v2 (default: the next free version).")
+]
+MilestoneOpt = Annotated[
+    Optional[str], typer.Option("--milestone", "-m", help="Milestone id such as M44 (default: the current one).")
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+
+
+def _print_json(data: object) -> None:
+    typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+def _run(kind: str, plugin: str, config: Path, run: str | None, milestone: str | None, as_json: bool) -> None:
+    from tunix_rt import runs
+    from tunix_rt.project import Project
+
+    project = Project.find()
+    outcome = runs.run(project, milestone, kind, plugin, config, run)  # type: ignore[arg-type]
+    if runs.rank_and_world()[0] != 0:
+        return  # only rank 0 reports
+    if as_json:
+        _print_json(outcome.run.model_dump(mode="json"))
+        return
+    typer.echo(f"run {outcome.run.id} {outcome.run.status}: {outcome.run.path}/")
+    for line in outcome.results:
+        typer.echo(f"  {line}")
+
+
+@run_app.command("train")
+def run_train(
+    config: ConfigOpt,
+    plugin: PluginOpt = "torch-sft",
+    run: RunOpt = None,
+    milestone: MilestoneOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Train with a plugin; the run writes its own evidence folder and ledger entry."""
+    _run("train", plugin, config, run, milestone, as_json)
+
+
+@run_app.command("eval")
+def run_eval(
+    config: ConfigOpt,
+    plugin: PluginOpt = "torch-sft",
+    run: RunOpt = None,
+    milestone: MilestoneOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Scored evaluation of a trained model (generation, answer extraction, exact/normalised/contains)."""
+    _run("eval", plugin, config, run, milestone, as_json)
+
+
+def plugins_command(as_json: JsonOpt = False) -> None:
+    """List installed plugins (entry-point group tunix_rt.plugins) with version and capabilities."""
+    from tunix_rt import plugins
+
+    infos = plugins.installed()
+    if as_json:
+        _print_json([asdict(info) for info in infos])
+        return
+    if not infos:
+        typer.echo("no plugins installed")
+    for info in infos:
+        if info.error:
+            typer.echo(f"{info.name}  BROKEN: {info.error}")
+        else:
+            typer.echo(f"{info.name} {info.version}  [{', '.join(info.capabilities)}]  ({info.distribution}: {info.entry_point})")
+
+
+def verify_command(
+    run: Annotated[str, typer.Argument(help="Run id (m44_v1) or the path of a run folder.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Re-hash a run's files against artifacts.json: exit 0 when all match, 1 naming each changed file."""
+    from tunix_rt import evidence
+    from tunix_rt.project import Project
+
+    report = evidence.verify(Project.find(), run)
+    if as_json:
+        _print_json({**asdict(report), "ok": report.ok})
+    else:
+        for path in report.changed:
+            typer.echo(f"changed: {path}")
+        for path in report.missing:
+            typer.echo(f"missing: {path}")
+        for path in report.absent_ignored:
+            typer.echo(f"absent (ignored by git, not checked): {path}")
+        for path in report.unlisted:
+            typer.echo(f"not in artifacts.json: {path}")
+        if report.manifest_error:
+            typer.echo(f"manifest: {report.manifest_error}")
+        if report.ok:
+            typer.echo(f"{report.path}: {report.checked} files match")
+    if not report.ok:
+        bad = report.changed + report.missing + ([evidence.MANIFEST] if report.manifest_error else [])
+        raise WorkFailed(f"{report.path}: {len(bad)} file(s) changed or missing: {', '.join(bad)}")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(run_app, name="run")
+    app.command("plugins")(plugins_command)
+    app.command("verify")(verify_command)
