@@ -205,11 +205,6 @@ def _create(
     folder.mkdir(parents=True, exist_ok=True)
     project.check_inside(folder)
     baseline, patch = _take_baseline(project, folder, mid)
-    if patch:
-        patch_text, kinds = redact(patch)
-        if kinds:
-            log.warning("redacted %s from the baseline patch", ", ".join(sorted(set(kinds))))
-        (folder / f"{mid}_baseline.patch").write_bytes(patch_text.encode("utf-8"))
     started = MilestoneStarted(
         time=baseline.time,
         milestone=mid,
@@ -220,8 +215,18 @@ def _create(
         imported_from=imported_from,
     )
     path = folder / f"{mid}.ledger.jsonl"
+    # Creating the ledger exclusively is what claims the id: of two racing `start`s, one wins.
     with ledger.writer(path, create=True) as w:
-        w.append(started, *events)
+        try:
+            if patch:
+                patch_text, kinds = redact(patch)
+                if kinds:
+                    log.warning("redacted %s from the baseline patch", ", ".join(sorted(set(kinds))))
+                (folder / f"{mid}_baseline.patch").write_bytes(patch_text.encode("utf-8"))
+            w.append(started, *events)
+        except BaseException:
+            path.unlink(missing_ok=True)
+            raise
         views.render_full(project, mid, path, w)
     _scaffold(project, mid, title, folder)
     project.set_current_milestone(mid)
