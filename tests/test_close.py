@@ -1,0 +1,441 @@
+"""`milestone close` end to end in temporary repositories, with hand-made but real evidence folders."""
+
+from __future__ import annotations
+
+import json
+import re
+import struct
+import subprocess
+import sys
+import zlib
+from pathlib import Path
+
+import pytest
+
+from tunix_rt import evidence, ledger, milestones
+from tunix_rt.models import ClosedInfo, MilestoneClosed, Run
+from tunix_rt.project import Project
+
+HOOK_FIXER = """\
+repos:
+  - repo: local
+    hooks:
+      - id: eof-fixer
+        name: add a missing final newline
+        language: system
+        entry: {python} -c "import sys; bad=[p for p in sys.argv[1:] if open(p,'rb').read()[-1:] not in (b'\\\\n', b'')]; [open(p,'ab').write(b'\\\\n') for p in bad]; print('Fixing', *bad) if bad else None; sys.exit(1 if bad else 0)"
+        types: [text]
+"""
+HOOK_FAIL = """\
+repos:
+  - repo: local
+    hooks:
+      - id: always-fail
+        name: always fails
+        language: system
+        entry: {python} -c "import sys; print('refusing', *sys.argv[1:]); sys.exit(1)"
+        types: [text]
+"""
+
+
+def git(cwd: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout
+
+
+def tiny_png() -> bytes:
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", 1, 1, 8, 0, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(b"\x00\x80"))
+        + chunk(b"IEND", b"")
+    )
+
+
+def make_run(project: Project, mid: str, run_id: str, *, kind: str = "train", steps: int = 40, loss0: float = 2.5,
+             record: bool = True) -> Run:
+    """A complete evidence folder with real files and real hashes, linked into the ledger."""
+    folder = project.runs_dir / run_id
+    folder.mkdir(parents=True)
+    config = "model:\n  arch: gpt2-tiny\n  n_layer: 2\ntraining:\n  batch_size: 8\n  learning_rate: 0.001\n  max_steps: %d\n" % steps
+    (folder / "config.yaml").write_text(config, encoding="utf-8")
+    lines = []
+    for step in range(1, steps + 1):
+        lines.append(json.dumps({"step": step, "epoch": round(step / steps, 4), "loss": round(loss0 / (1 + step / 10), 4),
+                                 "learning_rate": round(1e-3 * (1 - step / steps), 8), "grad_norm": 1.5,
+                                 "tokens_seen": step * 512, "elapsed_s": round(step * 0.25, 3)}))
+    final_loss = round(loss0 / (1 + steps / 10), 4)
+    lines.append(json.dumps({"global_step": steps, "train_runtime": 10.25, "train_samples_per_second": 31.2,
+                             "train_tokens_per_second": 4715.5, "padding_fraction": 0.052, "mfu": 0.36,
+                             "train_loss": round(final_loss * 1.4, 4), "final_loss": final_loss}))
+    if kind == "train":
+        (folder / "metrics.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+        (folder / "loss_curve.png").write_bytes(tiny_png())
+        (folder / "training_log.txt").write_text("step 1 loss 2.2\n", encoding="utf-8")
+    (folder / "eval_summary.json").write_text(json.dumps({
+        "n": 20, "exact_match": 0.25, "normalised_match": 0.35,
+        "by_category": {"arithmetic": {"n": 12, "exact_match": 0.3333}, "geometry": {"n": 8, "exact_match": 0.125}},
+    }, indent=2) + "\n", encoding="utf-8")
+    (folder / "predictions.jsonl").write_text('{"id": "e1", "prediction": "4", "expected": "4"}\n', encoding="utf-8")
+    (folder / "env_snapshot.json").write_text(json.dumps({"python": "3.11.7", "platform": "Linux", "cpu_model": "Test CPU",
+                                                         "packages": {"torch": "2.13.0"}}, indent=2) + "\n", encoding="utf-8")
+    digest = "0" * 63 + "1"
+    manifest = {
+        "run_id": run_id, "milestone": mid, "kind": kind, "plugin": {"name": "torch-sft", "version": "0.1.0"},
+        "command": "milestone run train", "git": {"sha": None, "dirty": True},
+        "config": {"path": f"{project.settings.runs_dir}/{run_id}/config.yaml", "sha256": digest},
+        "datasets": [{"path": "data/train.jsonl", "sha256": digest, "role": "train", "records": 10}],
+        "model": {"source": "tiny", "id": "gpt2-tiny", "arch": "gpt2"}, "seed": 1, "device": "cpu", "dtype": "float32",
+        "world_size": 1, "started": "2026-01-08T12:00:00Z", "ended": "2026-01-08T12:00:10Z", "duration_s": 10.0,
+        "status": "completed",
+    }
+    (folder / "run_manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    evidence.write_artifacts(project, run_id, folder)
+    run = Run(id=run_id, kind=kind, plugin="torch-sft", path=project.relative(folder), config=None, status="completed",
+              started="2026-01-08T12:00:00Z", ended="2026-01-08T12:00:10Z", metrics={"final_loss": final_loss})
+    if record:
+        milestones.record_run(project, mid, run)
+    return run
+
+
+def head(root: Path) -> str:
+    return git(root, "rev-parse", "HEAD").strip()
+
+
+def index_state(root: Path) -> str:
+    return git(root, "ls-files", "-s")
+
+
+@pytest.fixture
+def m44(project: Project) -> Project:
+    """M44 started, with some work, a completed and a failed entry, a training run and an eval run."""
+    milestones.start(project, "M44", "Tiny training run", phase=4)
+    (project.root / "train.py").write_text("print('train')\n", encoding="utf-8")
+    (project.root / "README.md").write_text("# demo\n\nmore text\n", encoding="utf-8")
+    milestones.add_entry(project, "M44", title="Write the trainer", tools=["write"], purpose="code",
+                         files=["train.py"], status="completed")
+    milestones.add_entry(project, "M44", title="JAX CUDA install", tools=["run_terminal_cmd"], purpose="install JAX",
+                         status="failed", sections=[("Attempts", "pip install jax[cuda12]"), ("Attempts", "jax 0.4.21"),
+                                                    ("Conclusion", "JAX CUDA is Linux-only"),
+                                                    ("Resolution", "Pivot to PyTorch")])
+    make_run(project, "M44", "m44_v1")
+    make_run(project, "M44", "m44_v2", kind="eval")
+    return project
+
+
+def close(project: Project, **options):
+    from tunix_rt import closing
+
+    return closing.close(project, "M44", **options)
+
+
+def ledger_path(project: Project) -> Path:
+    return project.ledger("M44")
+
+
+# --- the happy path --------------------------------------------------------------------------------
+
+
+def test_close_end_to_end_with_a_rewriting_hook(m44: Project) -> None:
+    root = m44.root
+    (root / ".pre-commit-config.yaml").write_text(HOOK_FIXER.format(python=sys.executable), encoding="utf-8")
+    (root / "notes.txt").write_text("no final newline", encoding="utf-8")  # the hook will fix this
+    baseline = milestones.load(m44, "M44").baseline.sha
+    before = int(git(root, "rev-list", "--count", "HEAD"))
+
+    result = close(m44, summary="Trained a tiny model.")
+
+    assert int(git(root, "rev-list", "--count", "HEAD")) == before + 1
+    assert git(root, "status", "--porcelain") == ""
+    body = git(root, "log", "-1", "--format=%B")
+    assert body.splitlines()[0].startswith("M44: Tiny training run - final loss ")
+    assert "Milestone: M44" in git(root, "log", "-1", "--format=%(trailers:key=Milestone)")
+    assert result.commit == head(root)
+    assert milestones.show(m44, "M44").commit == head(root)
+    assert (root / "notes.txt").read_bytes() == b"no final newline\n"
+    assert result.hooks.ran and len(result.hooks.runs) == 2 and result.hooks.modified == ["notes.txt"]
+
+    summary = (root / "ProjectFiles/Milestones/Phase4/M44_summary.md").read_text(encoding="utf-8")
+    for heading in ("## Executive Summary", "## Objectives & Results", "## Failures and Pivots", "#### Configuration",
+                    "#### Performance", "#### Loss Curve", "#### Evaluation", "## Environment / Hardware",
+                    "## Evidence Artifacts", "## Files Changed Since the Baseline", "## Quality Gates", "## Commit"):
+        assert heading in summary, heading
+    for field in ("**Milestone:** M44", "**Title:** Tiny training run", "**Phase:** 4", "**Branch:** `main`",
+                  f"**Baseline commit:** `{baseline[:12]}`", "**Date Completed (UTC):** 2026-01-08T12:00:00Z"):
+        assert field in summary
+    assert "1. pip install jax[cuda12]" in summary and "- Pivot to PyTorch" in summary
+    # Numbers equal the evidence files.
+    lines = [json.loads(x) for x in (root / "submission_runs/m44_v1/metrics.jsonl").read_text().splitlines()]
+    final = lines[-1]
+    for key, label in (("train_runtime", "Runtime (s)"), ("train_samples_per_second", "Samples/s"),
+                       ("train_tokens_per_second", "Non-pad tokens/s"), ("padding_fraction", "Padding fraction"),
+                       ("mfu", "MFU"), ("final_loss", "Final loss (last step)")):
+        assert f"| {label} | {json.dumps(final[key])} |" in summary
+    loss_rows = re.findall(r"^\| (\d+) \| [\d.]+ \| ([\d.]+) \|", summary, re.M)
+    assert 9 <= len(loss_rows) <= 11
+    by_step = {str(x["step"]): x for x in lines[:-1]}
+    assert all(json.dumps(by_step[step]["loss"]) == loss for step, loss in loss_rows)
+    assert loss_rows[0][0] == "1" and loss_rows[-1][0] == "40"
+    assert "| arithmetic | 12 | 0.3333 |" in summary and "| exact_match | 0.25 |" in summary
+    assert "![m44_v1 loss curve](../../../submission_runs/m44_v1/loss_curve.png)" in summary
+    assert (root / "ProjectFiles/Milestones/Phase4" / "../../../submission_runs/m44_v1/loss_curve.png").is_file()
+    # Files changed: exact against git.
+    whole = git(root, "diff", "--shortstat", baseline, "HEAD").strip()
+    assert f"The whole closing commit: **{whole}**" in summary
+    work = git(root, "diff", "--shortstat", baseline, "HEAD", "--", ".", ":!ProjectFiles", ":!submission_runs",
+               ":!PROJECT.md").strip()
+    assert f"without the milestone's own documents and evidence): **{work}**" in summary
+    assert "| `notes.txt` | untracked | 1 | 0 |" in summary
+    assert "| pre-commit hooks | ✅ PASS | 1 passed, 0 failed, 0 skipped" in summary and "rewrote `notes.txt`" in summary
+    # Master doc updated once; audit written; ledger says closed, with no SHA anywhere committed.
+    master = (root / "PROJECT.md").read_text(encoding="utf-8")
+    assert master.count("**M44 Enhancements:** Tiny training run") == 1 and "**Milestone M44 Complete** ✅" in master
+    assert "No milestone complete yet" not in master
+    audit = (root / "ProjectFiles/Milestones/Phase4/M44_audit.md").read_text(encoding="utf-8")
+    assert "| Secrets scan | ✅ PASS |" in audit and "| Evidence hashes | ✅ PASS | 2 run(s) verified" in audit
+    assert milestones.load(m44, "M44").status == "closed"
+    found = subprocess.run(["git", "grep", "-I", "-c", head(root)[:7], "HEAD", "--"], cwd=root, capture_output=True)
+    assert found.returncode == 1  # the closing SHA is in no committed file
+
+
+def test_close_on_a_closed_milestone_is_refused(m44: Project) -> None:
+    from tunix_rt.errors import TunixError
+
+    close(m44, skip_hooks=True)
+    with pytest.raises(TunixError, match="already closed") as info:
+        close(m44, skip_hooks=True)
+    assert info.value.exit_code == 2
+
+
+def test_dry_run_writes_nothing(m44: Project) -> None:
+    root = m44.root
+    status = git(root, "status", "--porcelain", "--untracked-files=all")
+    ledger_bytes = ledger_path(m44).read_bytes()
+    result = close(m44, dry_run=True)
+    assert "## Files Changed Since the Baseline" in result.summary
+    assert "ProjectFiles/Milestones/Phase4/M44_summary.md" in result.files and "train.py" in result.files
+    assert git(root, "status", "--porcelain", "--untracked-files=all") == status
+    assert ledger_path(m44).read_bytes() == ledger_bytes
+    assert not (root / "ProjectFiles/Milestones/Phase4/M44_summary.md").exists()
+
+
+def test_no_commit_writes_documents_and_a_later_close_finishes(m44: Project) -> None:
+    root = m44.root
+    before, index = head(root), index_state(root)
+    result = close(m44, no_commit=True, skip_hooks=True)
+    assert (root / "ProjectFiles/Milestones/Phase4/M44_summary.md").is_file()
+    assert "ProjectFiles/Milestones/Phase4/M44_summary.md" in result.written
+    assert head(root) == before and index_state(root) == index
+    assert milestones.load(m44, "M44").status == "open"
+    final = close(m44, skip_hooks=True)
+    assert final.commit == head(root) != before
+    assert git(root, "status", "--porcelain") == ""
+
+
+def test_tag_and_json(m44: Project, run_cli) -> None:
+    out = run_cli("close", "--milestone", "m44", "--skip-hooks", "--tag", "--json")
+    assert out.code == 0, out
+    data = json.loads(out.out)
+    assert data["commit"] == head(m44.root)
+    assert git(m44.root, "cat-file", "-t", "m44").strip() == "tag"
+    assert git(m44.root, "rev-parse", "m44^{commit}").strip() == data["commit"]
+
+
+# --- guards: nothing committed, HEAD and index unchanged, the reason named; fixing it lets close succeed ---
+
+
+def _refused(project: Project, run_cli, *args: str) -> str:
+    root = project.root
+    before, index, ledger_bytes = head(root), index_state(root), ledger_path(project).read_bytes()
+    out = run_cli("close", "--milestone", "M44", *args)
+    assert out.code in (1, 2), out
+    assert head(root) == before and index_state(root) == index
+    assert ledger_path(project).read_bytes() == ledger_bytes
+    return out.err
+
+
+def _closes(project: Project, run_cli, *args: str) -> None:
+    out = run_cli("close", "--milestone", "M44", *args)
+    assert out.code == 0, out
+    assert git(project.root, "log", "-1", "--format=%(trailers:key=Milestone,valueonly)").strip() == "M44"
+    assert git(project.root, "status", "--porcelain") == ""
+
+
+def test_guard_large_file(m44: Project, run_cli) -> None:
+    big = m44.root / "data.bin"
+    big.write_bytes(b"\1" * (20 * 1024 * 1024))
+    err = _refused(m44, run_cli, "--skip-hooks")
+    assert "data.bin is 20.0 MB, over max_file_mb = 10" in err
+    big.unlink()
+    _closes(m44, run_cli, "--skip-hooks")
+
+
+def test_guard_large_file_tracked_by_lfs_passes(m44: Project) -> None:
+    (m44.root / ".gitattributes").write_text("*.bin filter=lfs diff=lfs merge=lfs -text\n", encoding="utf-8")
+    (m44.root / "data.bin").write_bytes(b"\1" * (11 * 1024 * 1024))
+    from tunix_rt import closing, vcs
+
+    large, _ = closing._files_check(m44, vcs.open_repo(m44.root), ["data.bin"], {})
+    assert large.ok
+
+
+def test_guard_secret(m44: Project, run_cli) -> None:
+    token = "hf_" + "a1B2c3D4e5F6g7H8i9J0kLmN"
+    (m44.root / "config.env").write_text(f"HF_TOKEN={token}\nMARKER=[REDACTED]\n", encoding="utf-8")
+    err = _refused(m44, run_cli, "--skip-hooks")
+    assert "config.env:1 holds a secret (Hugging Face token)" in err
+    assert token not in err
+    (m44.root / "config.env").write_text("HF_TOKEN=[REDACTED]\n", encoding="utf-8")
+    _closes(m44, run_cli, "--skip-hooks")
+
+
+def test_guard_ignored_milestone_documents(m44: Project, run_cli) -> None:
+    gitignore = m44.root / ".gitignore"
+    original = gitignore.read_text(encoding="utf-8")
+    gitignore.write_text(original + "*_summary.md\n", encoding="utf-8")
+    line = len((original + "*_summary.md\n").splitlines())
+    err = _refused(m44, run_cli, "--skip-hooks")
+    assert f"M44_summary.md would not be committed: ignored by .gitignore:{line} (pattern `*_summary.md`)" in err
+    gitignore.write_text(original, encoding="utf-8")
+    _closes(m44, run_cli, "--skip-hooks")
+
+
+def test_guard_ignored_evidence(m44: Project, run_cli) -> None:
+    gitignore = m44.root / ".gitignore"
+    original = gitignore.read_text(encoding="utf-8")
+    gitignore.write_text(original + "*.jsonl\n", encoding="utf-8")
+    err = _refused(m44, run_cli, "--skip-hooks")
+    assert "submission_runs/m44_v1/metrics.jsonl would not be committed" in err
+    assert "M44.ledger.jsonl would not be committed" in err
+
+
+def test_guard_in_progress_entry_and_force(m44: Project, run_cli) -> None:
+    milestones.add_entry(m44, "M44", title="Still going", tools=["run"], purpose="eval", status="in-progress")
+    err = _refused(m44, run_cli, "--skip-hooks")
+    assert "entry 3 (IN PROGRESS): Still going is not finished" in err
+    _closes(m44, run_cli, "--skip-hooks", "--force")
+    state = milestones.load(m44, "M44")
+    assert state.closed.forced and state.closed.open_entries == [3]
+    summary = (m44.root / "ProjectFiles/Milestones/Phase4/M44_summary.md").read_text(encoding="utf-8")
+    assert "closed with --force; open entries: 3" in summary
+
+
+def test_guard_failing_hook_leaves_the_tree_as_it_was(m44: Project, run_cli) -> None:
+    root = m44.root
+    (root / ".pre-commit-config.yaml").write_text(HOOK_FAIL.format(python=sys.executable), encoding="utf-8")
+    err = _refused(m44, run_cli)
+    assert "pre-commit hook(s) failed: always-fail" in err and "train.py" in err
+    assert not (root / "ProjectFiles/Milestones/Phase4/M44_summary.md").exists()
+    (root / ".pre-commit-config.yaml").write_text(HOOK_FIXER.format(python=sys.executable), encoding="utf-8")
+    _closes(m44, run_cli)
+
+
+def test_guard_changed_evidence(m44: Project, run_cli) -> None:
+    with open(m44.root / "submission_runs/m44_v1/metrics.jsonl", "a", encoding="utf-8") as handle:
+        handle.write('{"step": 99, "loss": 0.1}\n')
+    err = _refused(m44, run_cli, "--skip-hooks")
+    assert "run m44_v1: submission_runs/m44_v1/metrics.jsonl changed since it was hashed" in err
+
+
+def test_failing_test_command_aborts(m44: Project, run_cli) -> None:
+    (m44.root / "milestone.toml").write_text(
+        (m44.root / "milestone.toml").read_text(encoding="utf-8")
+        + '\n[close]\ntest_command = "python -c \\"print(\'1 passed, 2 failed\'); raise SystemExit(1)\\""\n',
+        encoding="utf-8",
+    )
+    err = _refused(m44, run_cli, "--skip-hooks")
+    assert "test command failed (exit 1)" in err
+
+
+def test_test_command_counts_reach_the_summary(m44: Project) -> None:
+    (m44.root / "milestone.toml").write_text(
+        (m44.root / "milestone.toml").read_text(encoding="utf-8")
+        + "\n[close]\ntest_command = \"python -c \\\"print('12 passed, 1 skipped in 0.5s')\\\"\"\n",
+        encoding="utf-8",
+    )
+    result = close(Project.find(m44.root), skip_hooks=True)  # a fresh Project reads the new setting
+    assert "| Tests (`python -c" in result.summary and "exit 0, 12 passed, 1 skipped |" in result.summary
+
+
+# --- all or nothing -------------------------------------------------------------------------------
+
+
+def test_commit_failure_takes_the_ledger_event_back(m44: Project) -> None:
+    from tunix_rt.errors import TunixError
+
+    root = m44.root
+    before, index, ledger_bytes = head(root), index_state(root), ledger_path(m44).read_bytes()
+    lock = root / ".git/index.lock"
+    lock.write_bytes(b"")  # another git process holds the index
+    with pytest.raises(TunixError, match="index.lock exists"):
+        close(m44, skip_hooks=True)
+    assert head(root) == before and ledger_path(m44).read_bytes() == ledger_bytes
+    lock.unlink()
+    assert index_state(root) == index
+    assert close(m44, skip_hooks=True).commit == head(root)
+
+
+def test_interrupted_close_resumes(m44: Project) -> None:
+    """A process killed after appending `milestone_closed` but before committing: the re-run finishes."""
+    root = m44.root
+    with ledger.writer(ledger_path(m44)) as w:
+        w.append(MilestoneClosed(time="2026-01-08T12:00:00Z", closed=ClosedInfo(time="2026-01-08T12:00:00Z")))
+    size = ledger_path(m44).stat().st_size
+    assert milestones.load(m44, "M44").status == "closed"
+    result = close(m44, skip_hooks=True)
+    assert result.resumed and result.commit == head(root)
+    assert ledger_path(m44).stat().st_size == size  # not appended twice
+    assert git(root, "status", "--porcelain") == ""
+
+
+def test_dirty_file_at_start_is_not_the_milestones_work(project: Project) -> None:
+    root = project.root
+    (root / "README.md").write_text("# demo\n\nlocal edit before the milestone\n", encoding="utf-8")
+    milestones.start(project, "M44", "Docs", phase=4)
+    (root / "new.py").write_text("x = 1\n", encoding="utf-8")
+    milestones.add_entry(project, "M44", title="new", tools=["write"], purpose="p", status="completed")
+    result = close(project, skip_hooks=True)
+    assert "README.md" not in result.files and "new.py" in result.files
+    assert "Dirty before M44 started and unchanged since (not counted, not committed): `README.md`" in result.summary
+    assert git(root, "status", "--porcelain").strip() == "M README.md"
+
+
+def test_empty_repository_first_commit(repo: Path) -> None:
+    from tunix_rt import cli
+
+    assert cli.run(["init"]) == 0
+    project = Project.find(repo)
+    milestones.start(project, "M01", "First", phase=1)
+    (repo / "a.py").write_text("a = 1\n", encoding="utf-8")
+    milestones.add_entry(project, "M01", title="a", tools=["write"], purpose="p", status="completed")
+    from tunix_rt import closing
+
+    result = closing.close(project, "M01", skip_hooks=True)
+    assert git(repo, "rev-list", "--count", "HEAD").strip() == "1"
+    assert result.commit == head(repo)
+    assert git(repo, "status", "--porcelain") == ""
+    assert "**Baseline commit:** none (empty repository)" in result.summary
+
+
+def test_comparison_with_the_previous_milestones_best_run(project: Project) -> None:
+    from tunix_rt import closing
+
+    milestones.start(project, "M43", "First run", phase=4)
+    make_run(project, "M43", "m43_v1", loss0=3.0)
+    closing.close(project, "M43", skip_hooks=True)
+    milestones.start(project, "M44", "Second run", phase=4)
+    make_run(project, "M44", "m44_v1", loss0=2.0)
+    result = closing.close(project, "M44", skip_hooks=True)
+    assert "### Change Against M43" in result.summary
+    assert "| Final loss | 0.6 | 0.4 | -0.2 (-33.3 %) |" in result.summary
+
+
+def test_ignored_paths_listed_by_entries_are_warnings(m44: Project) -> None:
+    (m44.root / ".gitignore").write_text((m44.root / ".gitignore").read_text() + ".venv-gpu/\n", encoding="utf-8")
+    (m44.root / ".venv-gpu").mkdir()
+    milestones.add_entry(m44, "M44", title="venv", tools=["run"], purpose="p", files=[".venv-gpu/"], status="completed")
+    result = close(m44, skip_hooks=True)
+    assert any(".venv-gpu (listed by an entry) is ignored by .gitignore" in w for w in result.warnings)
+    assert ".venv-gpu (listed by an entry) is ignored" in result.audit
