@@ -439,3 +439,59 @@ def test_ignored_paths_listed_by_entries_are_warnings(m44: Project) -> None:
     result = close(m44, skip_hooks=True)
     assert any(".venv-gpu (listed by an entry) is ignored by .gitignore" in w for w in result.warnings)
     assert ".venv-gpu (listed by an entry) is ignored" in result.audit
+
+
+# --- the hand-run project's seed log, closed by the tool --------------------------------------------
+
+CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "tunix-rt"
+
+
+def _close_seed(project: Project, run_dir_ready) -> str:
+    from tunix_rt import closing
+
+    milestones.import_log(project, CORPUS / "M43_toolcalls.md", phase=4)
+    milestones.update_entry(project, "M43", 4, status="completed")  # the log left it stale at IN PROGRESS
+    run_dir_ready()
+    result = closing.close(project, "M43", skip_hooks=True, summary="M43 re-run with the tool: JAX pivot kept.")
+    summary = result.summary
+    # Every kind of fact the hand-written M43_summary.md has ...
+    for text in ("#### Configuration", "#### Performance", "| Samples/s |", "#### Loss Curve", "## Environment / Hardware",
+                 "## Evidence Artifacts", "`submission_runs/m43_v1/metrics.jsonl`", "### Entry 5 — JAX CUDA Installation",
+                 "**Status:** FAILED — JAX CUDA NOT AVAILABLE ON WINDOWS", "**Resolution:**", "Pivot to PyTorch path"):
+        assert text in summary, text
+    attempts = summary.split("**Attempts:**", 1)[1].split("**", 1)[0]
+    assert len(re.findall(r"^\d\. ", attempts, re.M)) == 4
+    # ... and none of its errors: no estimated counts, no made-up SHA, the commit found by its trailer.
+    assert not re.search(r"~\s?\d", summary)
+    assert "68667e1" not in summary and "79ef6b6" not in summary
+    whole = git(project.root, "diff", "--shortstat", milestones.load(project, "M43").baseline.sha, "HEAD").strip()
+    assert f"**{whole}**" in summary
+    assert milestones.show(project, "M43").commit == head(project.root) == result.commit
+    return summary
+
+
+@pytest.mark.skipif(not (CORPUS / "M43_toolcalls.md").is_file(), reason="the shared corpus is not present")
+def test_seed_log_imported_and_closed_with_hand_made_evidence(project: Project) -> None:
+    _close_seed(project, lambda: make_run(project, "M43", "m43_v1"))
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (CORPUS / "M43_toolcalls.md").is_file(), reason="the shared corpus is not present")
+def test_seed_log_imported_and_closed_with_a_real_training_run(project: Project) -> None:
+    pytest.importorskip("torch")
+    data = Path(__file__).resolve().parent / "data" / "runs"
+    for name in ("train.yaml", "traces.jsonl", "eval.jsonl"):
+        (project.root / "data").mkdir(exist_ok=True)
+        (project.root / "data" / name).write_bytes((data / name).read_bytes())
+
+    def train() -> None:
+        done = subprocess.run([sys.executable, "-m", "tunix_rt.cli", "run", "train", "--config", "data/train.yaml",
+                               "--milestone", "M43"], cwd=project.root, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+
+    summary = _close_seed(project, train)
+    metrics = [json.loads(x) for x in (project.root / "submission_runs/m43_v1/metrics.jsonl").read_text().splitlines()]
+    final = metrics[-1]
+    assert f"| Samples/s | {json.dumps(final['train_samples_per_second'])} |" in summary
+    assert f"| MFU | {json.dumps(final['mfu'])} |" in summary
+    assert "![m43_v1 loss curve](../../../submission_runs/m43_v1/loss_curve.png)" in summary

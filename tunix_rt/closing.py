@@ -296,12 +296,13 @@ def _eval_tables(data: Any) -> tuple[list[tuple[str, str]], list[dict[str, Any]]
         return [], []
     overall: list[tuple[str, str]] = []
     breakdowns: list[dict[str, Any]] = []
-    source = data.get("overall") if isinstance(data.get("overall"), dict) else data
+    overall_key = next((k for k in ("overall", "totals", "total", "metrics") if isinstance(data.get(k), dict)), None)
+    source = data[overall_key] if overall_key else data
     for key, value in source.items():
         if isinstance(value, (int, float, bool)) or (isinstance(value, str) and len(value) < 80):
             overall.append((key, fmt(value)))
     for key, value in data.items():
-        if not isinstance(value, dict) or key == "overall" or not value:
+        if not isinstance(value, dict) or key == overall_key or not value:
             continue
         if not all(isinstance(v, (dict, int, float)) for v in value.values()):
             continue
@@ -343,7 +344,7 @@ def run_facts(project: Project, run: Run, summary_dir: Path) -> RunFacts:
         except yaml.YAMLError:
             config_rows = [("config.yaml", "unreadable YAML")]
     last_step = steps[-1] if steps else {}
-    total_steps = _first(final, "global_step", "steps", "max_steps") or last_step.get("step")
+    total_steps = _first(final, "global_step", "step", "steps", "max_steps") or last_step.get("step")
     performance = [
         ("Steps", fmt(total_steps)),
         ("Epochs", fmt(_first(final, "epoch", "epochs") or last_step.get("epoch"))),
@@ -363,7 +364,7 @@ def run_facts(project: Project, run: Run, summary_dir: Path) -> RunFacts:
             "learning_rate": fmt(row.get("learning_rate")),
             "grad_norm": fmt(row.get("grad_norm")),
         }
-        for row in evenly_spaced(steps)
+        for row in evenly_spaced([r for r in steps if r.get("loss") is not None])
     ]
     png_path = folder / "loss_curve.png"
     png = Path(os.path.relpath(png_path, summary_dir)).as_posix() if png_path.is_file() else None
@@ -440,7 +441,7 @@ def comparison(project: Project, previous: tuple[str, Run] | None, current: Run 
     for label, keys in (
         ("Final loss", ("final_loss",)),
         ("Train loss (run average)", ("train_loss",)),
-        ("Steps", ("global_step", "steps")),
+        ("Steps", ("global_step", "step", "steps")),
         ("Runtime (s)", ("train_runtime",)),
         ("Samples/s", ("train_samples_per_second",)),
         ("Non-pad tokens/s", ("train_tokens_per_second",)),
@@ -875,7 +876,7 @@ def close(
             context = dict(
                 milestone=final_state,
                 mid=mid,
-                title=state.title,
+                title=state.title or "(untitled)",
                 status_display=STATUS_DISPLAY,
                 closed=closed_info,
                 date=closed_info.time,
@@ -1013,11 +1014,12 @@ def _headline(project: Project, state: Milestone, best: Run | None, facts: list[
         speed = _first(fact.final, "train_samples_per_second")
         if speed is not None:
             parts.append(f"{fmt(speed)} samples/s")
-        evals = [f for f in facts if f.run.kind == "eval"]
+        evals = [f for f in facts if f.run.kind == "eval"] or [fact]
         for fact_eval in evals[-1:]:
             data = _read_json(project.root / fact_eval.run.path / "eval_summary.json")
             if isinstance(data, dict):
-                score = _first(data.get("overall") if isinstance(data.get("overall"), dict) else data, "accuracy", "exact_match", "normalized_match", "normalised_match")
+                block = next((data[k] for k in ("overall", "totals") if isinstance(data.get(k), dict)), data)
+                score = _first(block, "accuracy", "exact_match", "exact_rate", "normalised_rate", "normalized_match")
                 if score is not None:
                     parts.append(f"eval {fmt(score)}")
         return ", ".join(parts) + f" ({best.id})"
