@@ -28,12 +28,30 @@ def _print_json(data: object) -> None:
     typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
 
 
-def _run(kind: str, plugin: str, config: Path, run: str | None, milestone: str | None, as_json: bool) -> None:
+def _command(ctx: typer.Context) -> str:
+    """The exact command line; rebuilt from the parsed options when not called as the console script (tests)."""
+    import sys
+
+    from tunix_rt import runs
+
+    name = Path(sys.argv[0]).name if sys.argv else ""
+    if name in ("milestone", "milestone.exe", "cli.py", "__main__.py") and "run" in sys.argv[1:]:
+        return runs.command_line(["milestone", *sys.argv[1:]])
+    args = ["milestone", *ctx.command_path.split()[1:]]
+    for key, value in ctx.params.items():
+        if value not in (None, False):
+            flag = "--" + ("json" if key == "as_json" else key.replace("_", "-"))
+            args += [flag] if value is True else [flag, str(value)]
+    return runs.command_line(args)
+
+
+def _run(ctx: typer.Context, kind: str, plugin: str, config: Path, run: str | None, milestone: str | None,
+         as_json: bool) -> None:
     from tunix_rt import runs
     from tunix_rt.project import Project
 
     project = Project.find()
-    outcome = runs.run(project, milestone, kind, plugin, config, run)  # type: ignore[arg-type]
+    outcome = runs.run(project, milestone, kind, plugin, config, run, command=_command(ctx))  # type: ignore[arg-type]
     if runs.rank_and_world()[0] != 0:
         return  # only rank 0 reports
     if as_json:
@@ -46,6 +64,7 @@ def _run(kind: str, plugin: str, config: Path, run: str | None, milestone: str |
 
 @run_app.command("train")
 def run_train(
+    ctx: typer.Context,
     config: ConfigOpt,
     plugin: PluginOpt = "torch-sft",
     run: RunOpt = None,
@@ -53,11 +72,12 @@ def run_train(
     as_json: JsonOpt = False,
 ) -> None:
     """Train with a plugin; the run writes its own evidence folder and ledger entry."""
-    _run("train", plugin, config, run, milestone, as_json)
+    _run(ctx, "train", plugin, config, run, milestone, as_json)
 
 
 @run_app.command("eval")
 def run_eval(
+    ctx: typer.Context,
     config: ConfigOpt,
     plugin: PluginOpt = "torch-sft",
     run: RunOpt = None,
@@ -65,7 +85,7 @@ def run_eval(
     as_json: JsonOpt = False,
 ) -> None:
     """Scored evaluation of a trained model (generation, answer extraction, exact/normalised/contains)."""
-    _run("eval", plugin, config, run, milestone, as_json)
+    _run(ctx, "eval", plugin, config, run, milestone, as_json)
 
 
 def plugins_command(as_json: JsonOpt = False) -> None:

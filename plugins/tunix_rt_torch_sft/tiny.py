@@ -60,9 +60,9 @@ def build(spec, tokenizer, max_positions: int, seed: int, folder: Path) -> Path:
     import torch
     from transformers import AutoModelForCausalLM
 
+    from tunix_rt_torch_sft.train import save_pretrained
+
     torch.manual_seed(seed)
     model = AutoModelForCausalLM.from_config(build_config(spec, tokenizer, max_positions))
-    folder.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
+    save_pretrained(model, tokenizer, folder)
     return folder

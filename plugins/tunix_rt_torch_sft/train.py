@@ -123,16 +123,21 @@ def environment(device: str, threads: int) -> dict[str, Any]:
 # --- model --------------------------------------------------------------------------------------
 
 
+def quiet_transformers() -> None:
+    """The run's own log says what happens; transformers' progress bars and hints would only add noise."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+
+
 def load_model(config, model_dir: str, device: str):
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
-    from transformers.utils import logging as hf_logging
 
     from tunix_rt_torch_sft import hub
 
-    # The run's own log says what happens; transformers' progress bars and hints would only add noise.
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
+    quiet_transformers()
 
     revision = config.model.revision if config.model.tiny is None and not Path(model_dir).exists() else None
     tokenizer = AutoTokenizer.from_pretrained(model_dir, revision=revision, token=hub.token())
@@ -237,6 +242,7 @@ def train(ctx: RunContext, config, prepared: Prepared) -> RunResult:
 
     state = prepared.state
     t = config.training
+    quiet_transformers()
     device = resolve_device(t.device)
     distributed = ctx.world_size > 1
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
