@@ -891,7 +891,7 @@ def close(
                 failed_sections=FAILED_SECTIONS,
                 open_entries=open_entries,
                 work_rows=work_rows,
-                own_rows=own_rows + sorted(doc_rows.values(), key=lambda r: r.path),
+                own_rows=sorted(own_rows + list(doc_rows.values()), key=lambda r: r.path),
                 work=Totals.of(work_rows),
                 own=Totals.of(own_rows + list(doc_rows.values())),
                 whole=Totals.of(work_rows + own_rows + list(doc_rows.values())),
