@@ -495,3 +495,28 @@ def test_seed_log_imported_and_closed_with_a_real_training_run(project: Project)
     assert f"| Samples/s | {json.dumps(final['train_samples_per_second'])} |" in summary
     assert f"| MFU | {json.dumps(final['mfu'])} |" in summary
     assert "![m43_v1 loss curve](../../../submission_runs/m43_v1/loss_curve.png)" in summary
+
+
+@pytest.mark.slow
+def test_end_to_end_with_the_real_end_of_file_fixer(m44: Project, run_cli, tmp_path_factory: pytest.TempPathFactory,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """`language: python` + pre-commit-hooks==5.0.0 (built from PyPI once per session) rewrites a file; close commits once."""
+    monkeypatch.setenv("PRE_COMMIT_HOME", str(tmp_path_factory.getbasetemp() / "pre-commit-home"))
+    root = m44.root
+    (root / ".pre-commit-config.yaml").write_text(
+        "repos:\n  - repo: local\n    hooks:\n      - id: end-of-file-fixer\n        name: fix end of files\n"
+        "        language: python\n        entry: end-of-file-fixer\n        types: [text]\n"
+        "        additional_dependencies: [pre-commit-hooks==5.0.0]\n",
+        encoding="utf-8",
+    )
+    (root / "notes.txt").write_text("no final newline", encoding="utf-8")
+    (root / "summary.txt").write_text("From a file.\n", encoding="utf-8")
+    before = int(git(root, "rev-list", "--count", "HEAD"))
+    out = run_cli("close", "--summary", "@summary.txt")
+    if out.code != 0 and "CalledProcessError" in out.err:
+        pytest.skip("could not build the hook environment (no PyPI?)")
+    assert out.code == 0, out
+    assert int(git(root, "rev-list", "--count", "HEAD")) == before + 1 and git(root, "status", "--porcelain") == ""
+    summary = (root / "ProjectFiles/Milestones/Phase4/M44_summary.md").read_text(encoding="utf-8")
+    assert "From a file." in summary and "rewrote `notes.txt`" in summary
+    assert (root / "notes.txt").read_bytes() == b"no final newline\n"
