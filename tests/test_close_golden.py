@@ -61,7 +61,7 @@ def test_project_template_overrides_the_default(pinned: Project) -> None:
     templates = pinned.root / "templates"
     templates.mkdir()
     (templates / "summary.md.j2").write_text("# {{ mid }} custom\n\n{{ work.line() }}\n", encoding="utf-8")
-    render.environment.cache_clear()  # the environment is cached per path for the process (the CLI starts fresh)
+    render._environment.cache_clear()  # drop environments cached by earlier tests in this process
     result = closing.close(Project.find(pinned.root), "M44", dry_run=True)
     # train.py (2 lines) and the new template itself (3 lines) are the work
     assert result.summary == "# M44 custom\n\n2 files changed, 5 insertions(+)\n"

@@ -32,12 +32,19 @@ def default_templates_dir() -> Path:
     return Path(__file__).resolve().parent.parent / "templates"
 
 
-@lru_cache(maxsize=8)
 def environment(project_templates: Path | None = None, cache_dir: Path | None = None) -> SandboxedEnvironment:
-    """`cache_dir` keeps compiled templates between processes (keyed by each source's checksum):
-    compiling the tool-calls templates would otherwise be a sixth of a `log entry` call."""
+    """The environment for a project; `cache_dir` keeps compiled templates between processes (keyed
+    by each source's checksum): compiling the tool-calls templates would otherwise be a sixth of a
+    `log entry` call."""
+    if project_templates is not None and not project_templates.is_dir():
+        project_templates = None  # keyed on existence too: a folder created later is picked up
+    return _environment(project_templates, cache_dir)
+
+
+@lru_cache(maxsize=8)
+def _environment(project_templates: Path | None, cache_dir: Path | None) -> SandboxedEnvironment:
     loaders: list[jinja2.BaseLoader] = []
-    if project_templates is not None and project_templates.is_dir():
+    if project_templates is not None:
         loaders.append(jinja2.FileSystemLoader(str(project_templates), encoding="utf-8"))
     loaders.append(jinja2.FileSystemLoader(str(default_templates_dir()), encoding="utf-8"))
     env = SandboxedEnvironment(

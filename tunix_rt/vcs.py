@@ -79,7 +79,8 @@ def trailer_commit(repo: git.Repo, milestone_id: str) -> str | None:
     """The newest commit carrying the trailer `Milestone: <id>`, on any local branch; None if none."""
     if head_sha(repo) is None:
         return None
-    out = repo.git.log("--branches", "--format=%H", "-E", f"--grep=^Milestone: {milestone_id}$")
+    # HEAD too: a milestone closed on a detached HEAD has its commit on no branch.
+    out = repo.git.log("HEAD", "--branches", "--format=%H", "-E", f"--grep=^Milestone: {milestone_id}$")
     lines = out.split()
     return lines[0] if lines else None
 
