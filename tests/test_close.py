@@ -67,16 +67,20 @@ def make_run(project: Project, mid: str, run_id: str, *, kind: str = "train", st
                                  "learning_rate": round(1e-3 * (1 - step / steps), 8), "grad_norm": 1.5,
                                  "tokens_seen": step * 512, "elapsed_s": round(step * 0.25, 3)}))
     final_loss = round(loss0 / (1 + steps / 10), 4)
-    lines.append(json.dumps({"global_step": steps, "train_runtime": 10.25, "train_samples_per_second": 31.2,
+    lines.append(json.dumps({"step": steps, "epoch": 1.0, "train_runtime": 10.25, "train_samples_per_second": 31.2,
                              "train_tokens_per_second": 4715.5, "padding_fraction": 0.052, "mfu": 0.36,
                              "train_loss": round(final_loss * 1.4, 4), "final_loss": final_loss}))
     if kind == "train":
         (folder / "metrics.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
         (folder / "loss_curve.png").write_bytes(tiny_png())
         (folder / "training_log.txt").write_text("step 1 loss 2.2\n", encoding="utf-8")
+    # The shape the torch-sft plugin writes (tunix_rt_torch_sft/evaluate.py).
     (folder / "eval_summary.json").write_text(json.dumps({
-        "n": 20, "exact_match": 0.25, "normalised_match": 0.35,
-        "by_category": {"arithmetic": {"n": 12, "exact_match": 0.3333}, "geometry": {"n": 8, "exact_match": 0.125}},
+        "run_id": run_id, "n_items": 20, "n_scored": 20, "primary_metric": "normalised", "primary_score": 0.35,
+        "totals": {"n": 20, "exact": 5, "exact_rate": 0.25, "normalised": 7, "normalised_rate": 0.35,
+                   "contains": 9, "contains_rate": 0.45},
+        "by_category": {"arithmetic": {"n": 12, "exact": 4, "exact_rate": 0.3333, "normalised": 5, "normalised_rate": 0.4167},
+                        "geometry": {"n": 8, "exact": 1, "exact_rate": 0.125, "normalised": 2, "normalised_rate": 0.25}},
     }, indent=2) + "\n", encoding="utf-8")
     (folder / "predictions.jsonl").write_text('{"id": "e1", "prediction": "4", "expected": "4"}\n', encoding="utf-8")
     (folder / "env_snapshot.json").write_text(json.dumps({"python": "3.11.7", "platform": "Linux", "cpu_model": "Test CPU",

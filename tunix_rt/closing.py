@@ -1007,24 +1007,31 @@ def close(
 
 
 def _headline(project: Project, state: Milestone, best: Run | None, facts: list[RunFacts]) -> str:
-    """The commit subject's result: the best run's final loss and throughput, else the entry count."""
+    """The commit subject's result: the best run's final loss and throughput plus the latest eval score.
+
+    Rounded to four significant digits for a one-line subject; the summary and the evidence keep
+    the exact values.
+    """
     if best is not None:
         fact = next(f for f in facts if f.run.id == best.id)
-        parts = [f"final loss {fmt(fact.final_loss)}"]
+        parts = [f"final loss {_short(fact.final_loss)}"]
         speed = _first(fact.final, "train_samples_per_second")
         if speed is not None:
-            parts.append(f"{fmt(speed)} samples/s")
+            parts.append(f"{_short(speed)} samples/s")
         evals = [f for f in facts if f.run.kind == "eval"] or [fact]
-        for fact_eval in evals[-1:]:
-            data = _read_json(project.root / fact_eval.run.path / "eval_summary.json")
-            if isinstance(data, dict):
-                block = next((data[k] for k in ("overall", "totals") if isinstance(data.get(k), dict)), data)
-                score = _first(block, "accuracy", "exact_match", "exact_rate", "normalised_rate", "normalized_match")
-                if score is not None:
-                    parts.append(f"eval {fmt(score)}")
+        data = _read_json(project.root / evals[-1].run.path / "eval_summary.json")
+        if isinstance(data, dict) and isinstance(data.get("totals"), dict):
+            metric = data.get("primary_metric") or "exact"
+            totals = data["totals"]
+            if metric in totals and "n" in totals:
+                parts.append(f"eval {metric} {totals[metric]}/{totals['n']}")
         return ", ".join(parts) + f" ({best.id})"
     done = sum(1 for e in state.entries if e.status == "completed")
     return f"{done} of {len(state.entries)} entries completed"
+
+
+def _short(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else fmt(value)
 
 
 def _hardware(facts: list[RunFacts], state: Milestone) -> list[tuple[str, str]]:
