@@ -182,7 +182,7 @@ def test_close_end_to_end_with_a_rewriting_hook(m44: Project) -> None:
     by_step = {str(x["step"]): x for x in lines[:-1]}
     assert all(json.dumps(by_step[step]["loss"]) == loss for step, loss in loss_rows)
     assert loss_rows[0][0] == "1" and loss_rows[-1][0] == "40"
-    assert "| arithmetic | 12 | 0.3333 |" in summary and "| exact_match | 0.25 |" in summary
+    assert "| arithmetic | 12 | 4 | 0.3333 | 5 | 0.4167 |" in summary and "| exact_rate | 0.25 |" in summary
     assert "![m44_v1 loss curve](../../../submission_runs/m44_v1/loss_curve.png)" in summary
     assert (root / "ProjectFiles/Milestones/Phase4" / "../../../submission_runs/m44_v1/loss_curve.png").is_file()
     # Files changed: exact against git.
