@@ -16,6 +16,7 @@ import typer
 
 from tunix_rt import milestones
 from tunix_rt.errors import TunixError
+from tunix_rt.models import STATUS_DISPLAY
 from tunix_rt.project import Project
 
 app = typer.Typer(
@@ -146,7 +147,8 @@ def show(
     base = state.baseline
     typer.echo(f"baseline: {base.sha[:7] if base.sha else 'none'} on {base.branch or 'detached HEAD'} at {base.time}")
     for entry in state.entries:
-        typer.echo(f"  {entry.label:>5}  {milestones.status_label(entry) or '—':<14} {entry.title or entry.timestamp}")
+        shown = STATUS_DISPLAY[entry.status] if entry.status else (entry.status_text or "—")
+        typer.echo(f"  {entry.label:>5}  {shown[:14]:<14} {entry.title or entry.timestamp}")
     for point in state.checkpoints:
         typer.echo(f"  checkpoint: {point.title}")
     for run in state.runs:
