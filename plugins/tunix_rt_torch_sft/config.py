@@ -75,6 +75,9 @@ class TrainingConfig(_Strict):
         description="grouped: length-grouped dynamic padding; flatten: padding-free packing with position ids; "
         "random: dynamic padding in random order.",
     )
+    group_batches: int = Field(
+        50, ge=1, description="grouped: batches per length-sorted mega-batch (smaller: more varied batches, more padding)."
+    )
     save_every_steps: int | None = Field(None, ge=1, description="Checkpoint (weights + JSON sidecar) every N steps.")
     logging_steps: int = Field(10, ge=1, description="A metrics.jsonl line every N steps.")
     eval_steps: int | None = Field(None, ge=1, description="Held-out eval loss every N steps (always at the end).")

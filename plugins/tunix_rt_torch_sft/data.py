@@ -184,6 +184,8 @@ class Encoded:
 
 def encode(traces: list[Trace], tokenizer, max_len: int, completion_only: bool) -> Encoded:
     """Prompt ids (with the tokenizer's own special prefix, if any) + completion ids + EOS, truncated."""
+    if not traces:
+        return Encoded([], 0, 0)
     eos = tokenizer.eos_token_id
     if eos is None:
         raise TunixError("the tokenizer has no EOS token: training could not teach the model to stop")
@@ -212,17 +214,17 @@ def encode(traces: list[Trace], tokenizer, max_len: int, completion_only: bool) 
 # --- batching ---------------------------------------------------------------------------------------
 
 
-def plan_batches(lengths: list[int], batch_size: int, mode: str, seed: int) -> list[list[int]]:
+def plan_batches(lengths: list[int], batch_size: int, mode: str, seed: int, group: int = 50) -> list[list[int]]:
     """Indices per micro-batch for one epoch.
 
-    grouped: shuffle, then sort within mega-batches of 50 batches by length (HF's LengthGroupedSampler),
-    so each batch pads little while the order stays random; random and flatten: plain shuffle.
+    grouped: shuffle, then sort within mega-batches of `group` batches by length (HF's LengthGroupedSampler
+    uses 50), so each batch pads little while the order stays random; random and flatten: plain shuffle.
     """
     order = list(range(len(lengths)))
     rng = random.Random(seed)
     rng.shuffle(order)
     if mode == "grouped":
-        mega = batch_size * 50
+        mega = batch_size * group
         grouped = []
         for start in range(0, len(order), mega):
             chunk = sorted(order[start : start + mega], key=lambda i: -lengths[i])
