@@ -1,14 +1,21 @@
-"""Reads a hand-written tool-calls log (M42–M50 style) into schema objects, keeping whatever it does not understand verbatim.
+"""Reads a hand-written tool-calls log (M42–M50 style) into schema objects, keeping verbatim what it does not understand.
 
-The importer works on markdown-it-py's block tokens and slices the source lines they map to, so every value is the
-author's markdown as written (backticks, emphasis, links), not a re-rendering of it. Things it recognises become
-`Entry`, `Checkpoint` and `Session` objects; anything else becomes a `Block` holding its heading and body verbatim and
-a line in `ParsedLog.kept_raw`, so nothing is dropped silently (thematic breaks `---` are separators and the only
-thing dropped).
+It works on markdown-it-py's block tokens and slices the source lines they map to, so every value is the author's
+markdown as written (backticks, emphasis, links), never a re-rendering. Recognised headings become `Entry`,
+`Checkpoint` and `Session` objects; any other heading, and content after a `---` under no heading, becomes a `Block`
+holding its heading line and body verbatim, with a line in `ParsedLog.kept_raw`. Thematic breaks are separators and
+the only thing dropped.
 
-The rendering templates (`templates/_toolcalls.md.j2`) and this module are written as a pair: what the templates
-escape, `_unescape_line` and `_unescape_heading` undo, so that import → render → import gives the same objects.
-See `docs`-style notes at the bottom of this docstring's module (`ROUND_TRIP`) for the exact guarantees.
+Under a heading, each `**Label:**` line (a bold paragraph line, hard/soft breaks between them, or an M42 list item
+`- **Label:** …`) starts a chunk; the lines after it that are not labels continue its value. Field labels fill the
+entry's fields; any other label is a free section:
+- `**Name:** value` alone -> items=[value]; followed on the very next line by a list -> text=value, items=the list;
+- `**Name:**` with nothing after it owns the blocks below (tables, code, paragraphs -> text) up to and including the
+  first list (-> items, ordered for a numbered list);
+- content under no label (or after a section's list) -> a section named "" in entries, `text` in checkpoints.
+
+The templates (`templates/_toolcalls.md.j2`) are this module's other half: what they escape, `_unescape_line` and
+`_unescape_heading` undo. `ROUND_TRIP` states what that pair guarantees.
 """
 
 from __future__ import annotations
@@ -29,22 +36,28 @@ from tunix_rt.models import Block, Checkpoint, Entry, Section, Session, Status
 Item = Union[Session, Entry, Checkpoint, Block]
 
 ROUND_TRIP = """\
-Guarantee: for every log L this module reads, parse(render(parse(L))) == parse(L) (entries, checkpoints, sessions and
-blocks, in order), and for every object set O in the importer's canonical form parse(render(O)) == O. Normalisations
-accepted on the way (the first import already applies them, so they are stable):
+Guarantees (tests/test_toolcalls_render.py):
+1. For every log L: parse(render(parse(L))) == parse(L) (milestone, title, and every entry, checkpoint, session and
+   block in order), and render(parse(render(parse(L)))) == render(parse(L)) byte for byte.
+2. For objects O in the canonical form below: parse(render(O)) == O.
+Normalisations (the first import applies them, so they are stable afterwards):
 - values are stripped; verbatim markdown (items, section/checkpoint/block text) loses trailing spaces on each line
-  (so a two-space hard break becomes a soft break) and runs of blank lines collapse to one, as render.normalise does;
-- one-line values (titles, timestamp, tools, purpose, status, checkpoint, recovered) drop blank lines and strip each
-  line; a newline in a heading value (entry/checkpoint title, session date, milestone title) becomes a space;
-- a tool name cannot hold a comma outside parentheses (the Tool line is split on top-level commas);
+  (a two-space hard break becomes a soft break) and runs of blank lines collapse to one, as render.normalise does;
+- one-line values (timestamp, tools, purpose, status, checkpoint, recovered) keep single newlines but strip each
+  line and drop blank ones; a newline in a heading value (entry/checkpoint title, session date, milestone title)
+  becomes a space; a carriage return becomes a newline (markdown-it normalises line ends);
 - empty list items and an empty `**CHECKPOINT:**` line carry nothing and are dropped;
-- a numbered list is renumbered from 1 and a list's marker is the template's choice;
+- numbered lists restart at 1 and bullets use the template's marker;
 - `Session.started` is not in the markdown: an imported session has started == date;
-- an entry's status given only as the enum renders as its display text (`✅ COMPLETED`), which is then its status_text.
-Canonical form (what the importer can produce): free-section names are not field names (Timestamp, Tool(s), Purpose,
-Files…, Output, Status, CHECKPOINT in entries; Status in checkpoints) and hold no `*`; an unnamed section is not
-empty and follows either the fields or a section that has items; text fields hold markdown blocks that are not
-headings, thematic breaks or (in sections) lists.
+- a status given only as the enum renders as its display text (`✅ COMPLETED`), which is then its status_text;
+- lists nested more than 200 deep are kept as one raw item (markdown-it's nesting limit, kept below recursion).
+Canonical form (everything the importer produces is in it):
+- section names hold no `*` or newline and are not field names (Timestamp, Time, Tool(s), Purpose, Files, Files
+  involved/created/changed, Output, Status, CHECKPOINT in entries; Status in checkpoints; Recovered in sessions);
+- a tool holds no comma outside brackets and no newline (the Tool line is split on top-level commas);
+- an unnamed section is not empty and follows the fields or a section that has items; when it is an entry's first
+  section, its items do not all start with `**Label:**` (after field lines, that is M42's field list);
+- text holds markdown blocks that are not headings or thematic breaks (and, in sections, not lists).
 """
 
 # --- decoding ---------------------------------------------------------------------------------------------------
@@ -195,6 +208,7 @@ def _parser() -> MarkdownIt:
     return MarkdownIt("commonmark", {"maxNesting": 400}).enable("table").disable("inline")
 
 
+_END_LIST = "<!-- -->"
 _LIST_MARKER = re.compile(r"([-+*]|[0-9]{1,9}[.)])([ \t]*)")
 
 
@@ -231,7 +245,8 @@ class _Source:
         return _tidy([self.view(container, i) for i in range(start, end)])
 
     def node_text(self, node: _Node) -> str:
-        return self.verbatim(node.container, node.start, node.end)
+        text = self.verbatim(node.container, node.start, node.end)
+        return _close_open_block(node.type, text)
 
     def item_text(self, item: _Node) -> str:
         return self.verbatim(item, item.start, item.end).strip()
@@ -253,6 +268,38 @@ def _dedent(line: str, width: int) -> str:
         else:
             return line[position:]
     return ""
+
+
+_FENCE = re.compile(r" {0,3}(`{3,}|~{3,})")
+_HTML_ENDS = (
+    (re.compile(r" {0,3}<(script|pre|style|textarea)(?=[\s>]|$)", re.I), None),
+    (re.compile(r" {0,3}<!--"), "-->"),
+    (re.compile(r" {0,3}<\?"), "?>"),
+    (re.compile(r" {0,3}<![A-Za-z]"), ">"),
+    (re.compile(r" {0,3}<!\[CDATA\["), "]]>"),
+)
+
+
+def _close_open_block(kind: str, text: str) -> str:
+    """Closes a code fence or HTML block left open: in the source it ran to the end of the file, but rendered
+    among other blocks it would swallow every one after it."""
+    lines = text.split("\n")
+    if kind == "fence":
+        opening = _FENCE.match(lines[0])
+        if opening:
+            fence = opening.group(1)
+            closing = re.compile(r" {0,3}" + re.escape(fence[0]) + "{" + str(len(fence)) + r",}[ \t]*")
+            if len(lines) < 2 or not closing.fullmatch(lines[-1]):
+                return text + "\n" + fence
+    elif kind == "html_block":
+        for start, end in _HTML_ENDS:
+            match = start.match(lines[0])
+            if match:
+                end = end or f"</{match.group(1).lower()}>"
+                if end.lower() not in text[match.end() :].lower():
+                    return text + "\n" + end
+                break
+    return text
 
 
 def _tidy(lines: list[str]) -> str:
@@ -286,8 +333,8 @@ def _close_index(tokens: list[Token], i: int) -> int:
 def _build(tokens: list[Token], i: int, stop: int, container: _Node | None, source: _Source, out: list[_Node]) -> None:
     while i < stop:
         token = tokens[i]
-        if token.nesting == -1 or token.map is None:
-            i += 1
+        if token.nesting == -1 or token.map is None or (token.type == "html_block" and token.content.strip() == _END_LIST):
+            i += 1  # `<!-- -->` only ends a list (CommonMark's idiom, which the templates use): a separator
             continue
         j = _close_index(tokens, i) if token.nesting == 1 else i
         start, end = token.map
@@ -371,9 +418,10 @@ class _Chunk:
 class _Body:
     """Splits the blocks under one heading into chunks, following the rules in the module notes."""
 
-    def __init__(self, source: _Source, fields: dict[str, str]) -> None:
+    def __init__(self, source: _Source, fields: dict[str, str], label_lists: bool = False) -> None:
         self.source = source
         self.fields = fields
+        self.label_lists = label_lists  # M42's `- **Tool:** …` field lists exist in entries only
         self.chunks: list[_Chunk] = []
 
     def field_of(self, chunk: _Chunk) -> str | None:
@@ -387,24 +435,37 @@ class _Body:
             # Fields own a list only when their line is empty (`**Files involved:**` then the list).
             return kind in _LIST_FIELDS and node.type == "list" and not "".join(chunk.value)
         if chunk.label and "".join(chunk.value):
-            # "**Result:** lead text:" owns only a list that starts on the very next line.
-            return node.type == "list" and node.start == chunk.last_line
+            # "**Result:** lead text:" owns only a list that starts on the very next line, and only when the lead
+            # is that one line (a longer lead stays an item: it could not be written back inline).
+            return node.type == "list" and node.start == chunk.last_line and chunk.value[0] != "" and len(chunk.value) == 1
         return True
 
     def add(self, node: _Node) -> None:
-        current = self.chunks[-1] if self.chunks else None
         if node.type == "paragraph" and self._paragraph(node):
             return
-        if node.type == "list" and current is None and self._label_list(node):
-            return
-        if current is None or not self.absorbs(current, node):
-            current = _Chunk("", node.start)
-            self.chunks.append(current)
+        owner = self._owner(node)
+        if owner is None:
+            current = self.chunks[-1] if self.chunks else None
+            opens_body = current is None or self.field_of(current) is not None
+            if node.type == "list" and self.label_lists and opens_body and self._label_list(node):
+                return
+            owner = _Chunk("", node.start)
+            self.chunks.append(owner)
         if node.type == "list":
-            current.items = node
-            current.sealed = True
+            owner.items = node
+            owner.sealed = True
         else:
-            current.blocks.append(node)
+            owner.blocks.append(node)
+
+    def _owner(self, node: _Node) -> _Chunk | None:
+        """The chunk a block belongs to: the latest that takes it, looking back past field lines (which render
+        first, so a section written before them still owns what follows them)."""
+        for chunk in reversed(self.chunks):
+            if self.absorbs(chunk, node):
+                return chunk
+            if self.field_of(chunk) is None:
+                return None
+        return None
 
     def _paragraph(self, node: _Node) -> bool:
         """A paragraph with `**Label:**` lines: each starts a chunk; False when it holds none (plain text)."""
@@ -428,10 +489,10 @@ class _Body:
         return True
 
     def _label_list(self, node: _Node) -> bool:
-        """M42 style: the body opens with a bullet list whose items are `- **Label:** value` lines.
+        """M42 style: a bullet list of `- **Label:** value` items among an entry's fields.
 
-        Only a list that opens the body counts: anywhere else a list belongs to the label above it, or is an
-        unnamed section whose items happen to start in bold.
+        Only a list that opens the body or follows field lines counts: after a section it is an unnamed section
+        whose items happen to start in bold, and a label above it with nothing after it owns it.
         """
         if node.ordered or not node.children:
             return False
@@ -573,6 +634,9 @@ class _Reader:
 
     def block(self, heading: str, body: list[_Node], line: int) -> None:
         text = self.source.verbatim(None, body[0].start, body[-1].end) if body else ""
+        if body:  # only the last block can be an open fence or HTML block: it ran to the end of the file
+            last = self.source.verbatim(None, body[-1].start, body[-1].end)
+            text += _close_open_block(body[-1].type, last)[len(last) :]
         self.items.append(Block(heading=heading, text=text, after_entry=self.last_entry))
         what = repr(heading) if heading else repr(_first_line(text))
         self.kept_raw.append(f"line {line + 1}: {what} not understood; kept verbatim as a raw block")
@@ -602,7 +666,9 @@ class _Reader:
                 if value:
                     values[kind].append(value)
             else:
-                sections.append(body.section(chunk))
+                section = body.section(chunk)
+                if section.name or section.items or section.text:  # a list of empty items carries nothing
+                    sections.append(section)
         timestamp = "\n".join(values["timestamp"])
         title = rest
         if rest and not has_timestamp and looks_like_timestamp(rest):
@@ -687,7 +753,7 @@ class _Reader:
             self.block("", rest, rest[0].start)
 
     def _body(self, nodes: list[_Node], fields: dict[str, str]) -> _Body:
-        body = _Body(self.source, fields)
+        body = _Body(self.source, fields, label_lists=fields is _ENTRY_FIELDS)
         for node in nodes:
             body.add(node)
         return body
