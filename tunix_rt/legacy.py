@@ -9,7 +9,8 @@ the only thing dropped.
 Under a heading, each `**Label:**` line (a bold paragraph line, hard/soft breaks between them, or an M42 list item
 `- **Label:** …`) starts a chunk; the lines after it that are not labels continue its value. Field labels fill the
 entry's fields; any other label is a free section:
-- `**Name:** value` alone -> items=[value]; followed on the very next line by a list -> text=value, items=the list;
+- `**Name:** value` alone -> items=[value]; a one-line value followed on the very next line by a list -> text=value,
+  items=the list;
 - `**Name:**` with nothing after it owns the blocks below (tables, code, paragraphs -> text) up to and including the
   first list (-> items, ordered for a numbered list);
 - content under no label (or after a section's list) -> a section named "" in entries, `text` in checkpoints.
@@ -50,7 +51,11 @@ Normalisations (the first import applies them, so they are stable afterwards):
 - numbered lists restart at 1 and bullets use the template's marker;
 - `Session.started` is not in the markdown: an imported session has started == date;
 - a status given only as the enum renders as its display text (`✅ COMPLETED`), which is then its status_text;
-- lists nested more than 200 deep are kept as one raw item (markdown-it's nesting limit, kept below recursion).
+- lists nested more than 200 deep are kept as one raw item (markdown-it's nesting limit, kept below recursion);
+- a code fence or HTML block left open (it ran to the end of the file) is closed at the end of its text;
+- an empty comment `<!-- -->` ends a list (the templates write one before indented text after a list) and is
+  dropped like `---`;
+- a lead paragraph of several lines before a list stays an item of its label; the list becomes an unnamed section.
 Canonical form (everything the importer produces is in it):
 - section names hold no `*` or newline and are not field names (Timestamp, Time, Tool(s), Purpose, Files, Files
   involved/created/changed, Output, Status, CHECKPOINT in entries; Status in checkpoints; Recovered in sessions);
