@@ -147,18 +147,8 @@ CASES: list[tuple[str, dict, list[str], str]] = [
 
 # Bugs these cases found in modules this file does not own; strict, so a fix turns them into passes.
 XFAIL = {
-    "import 100 MB single line": "legacy/milestones.import_log accept a 100 MB one-line file as a raw block: exit 0 and a "
-    "100 MB ledger and view that close's max_file_mb guard will then refuse to commit; refuse oversized input up front",
     "run config 5 MB single line": "tunix_rt_torch_sft.config._describe puts pydantic's whole input value in the error: "
     "the stderr line is the 5 MB value itself (100 MB for a 100 MB line); cap the echoed input",
-    "render non-UTF-8 template": "render.render catches TemplateSyntaxError/NotFound/SecurityError/UndefinedError but not "
-    "the UnicodeDecodeError jinja2's FileSystemLoader raises: exit 1 with a traceback",
-    "log entry, entry template syntax error": "milestones.add_entry appends the event before views.after_append renders "
-    "its block; the TemplateSyntaxError then exits 2 with the entry already in the ledger",
-    "settings: milestones outside the repo": "milestones._create calls folder.mkdir(parents=True) before "
-    "project.check_inside(folder): exit 2 is right but ../outside/Phase1 is created first",
-    "close --summary non-UTF-8 file": "closing._summary_text catches OSError only; a non-UTF-8 @FILE raises "
-    "UnicodeDecodeError: exit 1 with a traceback",
     "verify artifacts.json listing a file outside the repo": "evidence.verify hashes project.root / item.path for any "
     "listed path (absolute or ../): a tampered artifacts.json makes verify read files outside the project (exit 1 "
     "'changed or missing' instead of refusing the file)",
@@ -234,8 +224,6 @@ def test_at_least_thirty_cases_across_all_commands() -> None:
     assert {"import", "render", "log", "run", "close", "verify"} <= commands
 
 
-@pytest.mark.xfail(strict=True, reason="milestones.clean keeps the lone surrogates Python decodes non-UTF-8 argv into; "
-                   "EntryAdded.model_dump_json then raises PydanticSerializationError: exit 1 with a traceback")
 def test_non_utf8_arguments_are_refused_or_stored_as_valid_utf8(m44) -> None:
     """Bytes that are not UTF-8 on the command line (a mangled shell) never crash a writer or reach a file."""
     path = m44.root / PHASE / "M44.ledger.jsonl"

@@ -571,10 +571,11 @@ def _summary_text(summary: str | None) -> str | None:
             summary = path.read_text(encoding="utf-8")
         except OSError as exc:
             raise TunixError(f"--summary {summary}: cannot read {path}: {exc.strerror}") from exc
-    text = summary.replace("\r\n", "\n").strip()
-    if not text:
-        raise TunixError("--summary must not be empty")
-    return text
+        except UnicodeDecodeError:
+            raise TunixError(f"--summary {summary}: {path} is not UTF-8 text") from None
+    from tunix_rt.milestones import required
+
+    return required(summary, "--summary")  # redacted like every other text that reaches a document
 
 
 def _problem_error(mid: str, problems: list[str]) -> TunixError:

@@ -175,8 +175,12 @@ class Writer:
         """All events in one write, so a crash leaves either all of them or a torn last line."""
         data = b"".join(encode(event) for event in events)
         written = 0
-        while written < len(data):  # a short write happens only on a full disk or a signal
-            written += os.write(self.fd, data[written:])
+        try:
+            while written < len(data):  # a short write happens only on a full disk or a signal
+                written += os.write(self.fd, data[written:])
+        except OSError:
+            os.ftruncate(self.fd, self.size)  # no partial event, and no half of a multi-event append
+            raise
         self.size += len(data)
 
     def truncate(self, size: int) -> None:

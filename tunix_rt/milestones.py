@@ -47,6 +47,10 @@ SCAFFOLDED_DOCS = ("plan", "questions", "answers")
 
 def clean(text: str, what: str) -> str:
     """Strips, normalises newlines and redacts secrets, saying so on stderr."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # lone surrogates: bytes that were not UTF-8 on the command line
+        raise TunixError(f"{what} is not valid UTF-8 text") from None
     value, kinds = redact(text.replace("\r\n", "\n").strip())
     if kinds:
         log.warning("redacted %s from %s", ", ".join(sorted(set(kinds))), what)
@@ -179,15 +183,17 @@ def _take_baseline(project: Project, folder: Path, mid: str) -> tuple[Baseline, 
     return baseline, state.diff_patch
 
 
-def _scaffold(project: Project, mid: str, title: str, folder: Path) -> None:
-    env = views.environment(project)
+def _scaffold_texts(project: Project, mid: str, title: str, folder: Path) -> dict[Path, str]:
+    """The plan/questions/answers documents that do not exist yet, rendered (not written)."""
     from tunix_rt import render
 
+    env = views.environment(project)
+    texts = {}
     for kind in SCAFFOLDED_DOCS:
         target = folder / f"{mid}_{kind}.md"
         if not target.exists():
-            text = render.normalise(render.render(env, f"{kind}.md.j2", milestone_id=mid, title=title))
-            views.write_atomic(target, text)
+            texts[target] = render.normalise(render.render(env, f"{kind}.md.j2", milestone_id=mid, title=title))
+    return texts
 
 
 def _create(
@@ -200,9 +206,12 @@ def _create(
     source: Source,
     imported_from: str | None = None,
 ) -> Milestone:
-    """Writes a new milestone: baseline patch, ledger, scaffolded documents, view; makes it current."""
+    """Writes a new milestone: baseline patch, ledger, scaffolded documents, view; makes it current.
+
+    Everything that can fail on bad input (a folder outside the repository, a broken template) is
+    done before the first byte is written.
+    """
     folder = project.phase_dir(phase)
-    folder.mkdir(parents=True, exist_ok=True)
     project.check_inside(folder)
     baseline, patch = _take_baseline(project, folder, mid)
     started = MilestoneStarted(
@@ -215,6 +224,10 @@ def _create(
         imported_from=imported_from,
     )
     path = folder / f"{mid}.ledger.jsonl"
+    state = ledger.fold(path, [started, *events])
+    view = views.full_text(project, state)
+    documents = _scaffold_texts(project, mid, title, folder)
+    folder.mkdir(parents=True, exist_ok=True)
     # Creating the ledger exclusively is what claims the id: of two racing `start`s, one wins.
     with ledger.writer(path, create=True) as w:
         try:
@@ -227,10 +240,12 @@ def _create(
         except BaseException:
             path.unlink(missing_ok=True)
             raise
-        views.render_full(project, mid, path, w)
-    _scaffold(project, mid, title, folder)
+        views.after_append(project, mid, w, None, full_view=view)
+    for target, text in documents.items():
+        if not target.exists():
+            views.write_atomic(target, text)
     project.set_current_milestone(mid)
-    return ledger.load(path)
+    return state
 
 
 def start(project: Project, milestone_id: str, title: str, *, phase: int | None = None, branch: bool = False) -> Milestone:
@@ -274,7 +289,14 @@ def import_log(
     view's path already holds a hand-written file (importing in place), it is kept beside it as
     `M43_toolcalls.imported.md` rather than overwritten.
     """
+    limit = int(project.settings.max_file_mb * 1024 * 1024)
     try:
+        size = source.stat().st_size
+        if size > limit:  # close would refuse to commit the ledger and view it turns into
+            raise TunixError(
+                f"{source} is {size / 1024 / 1024:.1f} MB, over max_file_mb ({project.settings.max_file_mb:g}); "
+                "a tool-calls log that large is not one"
+            )
         data = source.read_bytes()
     except OSError as exc:
         raise TunixError(f"cannot read {source}: {exc.strerror}") from exc
@@ -380,8 +402,9 @@ def add_entry(
             agent_session_id=agent_session_id,
             tool_use_id=tool_use_id,
         )
+        text = views.blocks_text(project, [("entry", entry)])
         w.append(EntryAdded(time=entry.timestamp, entry=entry))
-        views.after_append(project, mid, w, [("entry", entry)])
+        views.after_append(project, mid, w, text)
     return entry
 
 
@@ -419,19 +442,20 @@ def update_entry(
         positions = [i for i, entry in enumerate(state.entries) if entry.number == number]
         if not positions:
             raise TunixError(f"milestone {mid} has no entry {number}")
-        w.append(
-            EntryUpdated(
-                time=clock.stamp(),
-                number=number,
-                status=canonical,  # type: ignore[arg-type]
-                status_text=text,
-                sections=built,
-                checkpoint=point,
-                source=source,
-            )
+        event = EntryUpdated(
+            time=clock.stamp(),
+            number=number,
+            status=canonical,  # type: ignore[arg-type]
+            status_text=text,
+            sections=built,
+            checkpoint=point,
+            source=source,
         )
-        views.after_append(project, mid, w, None)
-        return ledger.fold(path, w.events()).entries[positions[-1]]
+        updated = ledger.fold(path, [*w.events(), event])
+        view = views.full_text(project, updated)  # a broken template stops here, before the append
+        w.append(event)
+        views.after_append(project, mid, w, None, full_view=view)
+        return updated.entries[positions[-1]]
 
 
 def add_checkpoint(
@@ -458,8 +482,9 @@ def add_checkpoint(
             status=canonical,  # type: ignore[arg-type]
             after_entry=tail.last_number or None,
         )
+        text = views.blocks_text(project, [("checkpoint", point)])
         w.append(CheckpointAdded(time=clock.stamp(), checkpoint=point))
-        views.after_append(project, mid, w, [("checkpoint", point)])
+        views.after_append(project, mid, w, text)
     return point
 
 
@@ -473,8 +498,9 @@ def start_session(project: Project, milestone: str | None, *, recovered: str | N
             raise TunixError(f"milestone {mid} is closed; start a new milestone for more work")
         now = clock.stamp()
         session = Session(number=len(state.sessions) + 1, date=now[:10], started=now, recovered=note)
+        text = views.blocks_text(project, [("session", session)])
         w.append(SessionStarted(time=now, session=session))
-        views.after_append(project, mid, w, [("session", session)])
+        views.after_append(project, mid, w, text)
     return session
 
 
@@ -484,7 +510,7 @@ def record_run(project: Project, milestone: str | None, run: Run) -> None:
     with ledger.writer(path) as w:
         _refuse_closed(mid, w.tail())
         w.append(RunRecorded(time=clock.stamp(), run=run))
-        views.after_append(project, mid, w, [])
+        views.after_append(project, mid, w, "")
 
 
 # --- reading --------------------------------------------------------------------------------------

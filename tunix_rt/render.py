@@ -89,6 +89,8 @@ def render(env: SandboxedEnvironment, name: str, **context: Any) -> str:
         raise TunixError(f"template {name}: refused unsafe access: {exc}") from exc
     except jinja2.UndefinedError as exc:
         raise TunixError(f"template {name}: {exc.message}") from exc
+    except UnicodeDecodeError as exc:
+        raise TunixError(f"template {name} (or one it includes) is not UTF-8 text") from exc
 
 
 def render_block(env: SandboxedEnvironment, kind: str, obj: Any) -> str:

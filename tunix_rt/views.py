@@ -20,6 +20,7 @@ import logging
 
 from tunix_rt import ledger, render
 from tunix_rt.errors import TunixError
+from tunix_rt.models import Milestone
 from tunix_rt.project import Project
 
 log = logging.getLogger("tunix_rt")
@@ -64,55 +65,70 @@ def environment(project: Project):
     return render.environment(project.root / project.settings.templates_dir, project.state_dir / "jinja-cache")
 
 
+def full_text(project: Project, milestone: Milestone) -> str:
+    """The whole view of a folded milestone; a broken template raises before anything is written."""
+    return render.render_toolcalls(environment(project), milestone)
+
+
+def blocks_text(project: Project, blocks: list[tuple[str, Any]]) -> str:
+    """New timeline blocks, rendered before their events are appended (so a template error writes nothing)."""
+    env = environment(project)
+    return "".join(render.render_block(env, kind, obj) for kind, obj in blocks)
+
+
+def write_full(project: Project, milestone_id: str, writer: ledger.Writer, text: str) -> Path:
+    target = toolcalls_path(writer.path, milestone_id)
+    write_atomic(target, text)
+    _write_cache(project, milestone_id, writer.size, len(text.encode("utf-8")))
+    return target
+
+
 def render_full(project: Project, milestone_id: str, ledger_path: Path, held: ledger.Writer | None = None) -> Path:
     """Re-renders `M44_toolcalls.md` from the whole ledger and records the cache.
 
     `held` is the writer when the caller holds the ledger lock (read through it, not around it).
     """
-    if held is not None:
-        size, events = held.size, held.events()
-    else:
+    if held is None:
         with ledger.writer(ledger_path) as w:  # a consistent snapshot, and no writer racing the view
             return render_full(project, milestone_id, ledger_path, w)
-    milestone = ledger.fold(ledger_path, events)
-    text = render.render_toolcalls(environment(project), milestone)
-    target = toolcalls_path(ledger_path, milestone_id)
-    write_atomic(target, text)
-    _write_cache(project, milestone_id, size, len(text.encode("utf-8")))
-    return target
+    text = full_text(project, ledger.fold(ledger_path, held.events()))
+    return write_full(project, milestone_id, held, text)
 
 
 def after_append(
-    project: Project,
-    milestone_id: str,
-    writer: ledger.Writer,
-    blocks: list[tuple[str, Any]] | None,
+    project: Project, milestone_id: str, writer: ledger.Writer, text: str | None, *, full_view: str | None = None
 ) -> None:
-    """Brings the view up to date after `writer` appended; `blocks` are the new timeline blocks.
+    """Brings the view up to date after `writer` appended, while it still holds the lock.
 
-    `blocks=None` means the append changed something already rendered (an amendment), so the
-    whole view is rendered again. An empty list means the view did not change (a run event).
-    Called while the writer still holds the ledger lock, so views never race each other.
+    `text` is what the append adds to the view, rendered before the append ("" when the view does
+    not change, as for a run event); `None` means a full render, or writing `full_view` when the
+    caller already rendered the whole new view. A failure here never undoes the
+    append: the event is recorded, the view lags (with a warning) until the next write or `render`.
     """
     target = toolcalls_path(writer.path, milestone_id)
-    cache = _read_cache(project, milestone_id)
     try:
-        md_size = target.stat().st_size
-    except OSError:
-        md_size = -1
-    fresh = cache is not None and cache["ledger_size"] == writer.size_before and cache["md_size"] == md_size
-    if blocks is None or not fresh:
+        if full_view is not None:
+            write_full(project, milestone_id, writer, full_view)
+            return
+        cache = _read_cache(project, milestone_id)
         try:
+            md_size = target.stat().st_size
+        except OSError:
+            md_size = -1
+        fresh = cache is not None and cache["ledger_size"] == writer.size_before and cache["md_size"] == md_size
+        if text is None or not fresh:
             render_full(project, milestone_id, writer.path, writer)
-        except TunixError as exc:
-            # The event is safely appended; only the view lags until the ledger is repaired.
+            return
+        if text:
+            data = text.encode("utf-8")
+            with open(target, "ab") as handle:
+                handle.write(data)
+            md_size += len(data)
+        _write_cache(project, milestone_id, writer.size, md_size)
+    except (TunixError, OSError) as exc:
+        try:
             _cache_path(project, milestone_id).unlink(missing_ok=True)
-            log.warning("%s was not re-rendered: %s", project.relative(target), exc)
-        return
-    if blocks:
-        env = environment(project)
-        text = "".join(render.render_block(env, kind, obj) for kind, obj in blocks).encode("utf-8")
-        with open(target, "ab") as handle:
-            handle.write(text)
-        md_size += len(text)
-    _write_cache(project, milestone_id, writer.size, md_size)
+        except OSError:
+            pass
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        log.warning("%s was not re-rendered (the event is recorded): %s", project.relative(target), reason)
