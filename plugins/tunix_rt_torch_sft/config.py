@@ -71,7 +71,7 @@ class TrainingConfig(_Strict):
     dtype: Literal["float32", "bfloat16", "float16"] = Field("float32", description="Autocast dtype (weights stay fp32).")
     optimizer: Literal["adamw", "adafactor", "sgd"] = Field("adamw", description="Optimizer.")
     batching: Literal["grouped", "flatten", "random"] = Field(
-        "grouped",
+        "flatten",
         description="grouped: length-grouped dynamic padding; flatten: padding-free packing with position ids; "
         "random: dynamic padding in random order.",
     )
