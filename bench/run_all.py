@@ -24,12 +24,12 @@ HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 BUDGET_S = 15 * 60
 
-# (name, script, per-script timeout in seconds); the order is the table's order.
-BENCHES: tuple[tuple[str, str, int], ...] = (
-    ("log_entry", "log_entry.py", 240),
-    ("close", "close_bench.py", 240),
-    ("import_render", "import_render.py", 180),
-    ("train", "train_throughput.py", 360),
+# (name, script, per-script timeout in seconds, the option naming its JSON output); the order is the table's order.
+BENCHES: tuple[tuple[str, str, int, str], ...] = (
+    ("log_entry", "log_entry.py", 240, "--json"),
+    ("close", "close_bench.py", 240, "--json"),
+    ("import_render", "import_render.py", 180, "--json"),
+    ("train_throughput", "train_throughput.py", 480, "--out"),
 )
 
 Row = dict[str, Any]
@@ -90,7 +90,31 @@ def rows_generic(name: str, data: Any) -> list[Row]:
     return out or [row(name, "ran (no figures found in its JSON)")]
 
 
-ADAPTERS = {"log_entry": rows_log_entry, "import_render": rows_import_render}
+def rows_train(data: dict) -> list[Row]:
+    """Each plugin variant against the hand-run recipe (Trainer, pad to 256) on the same model, samples and epochs."""
+    results = data["results"]
+    ref = results["reference"]
+    m = data["model"]
+    what = f"{m['arch']} {m['params'] / 1e6:.1f} M, {data['train_samples']} samples, {data['epochs']:g} epoch"
+    out = [row(f"train: reference recipe ({what})", f"{ref['tokens_per_s']:,.0f} tok/s",
+               f"padding {ref['padding_fraction']:.0%}, MFU {ref['mfu']:.0%}, eval loss {ref['eval_loss']:.3f}")]
+    for name, r in results.items():
+        if name == "reference":
+            continue
+        ratio = r["tokens_per_s"] / ref["tokens_per_s"]
+        default = name == "grouped"
+        out.append(row(
+            f"train: torch-sft {name} ({r['dtype']}){' — default' if default else ''}",
+            f"{r['tokens_per_s']:,.0f} tok/s; padding {r['padding_fraction']:.1%}, MFU {r['mfu']:.0%}, eval loss {r['eval_loss']:.3f}",
+            f"reference {ref['tokens_per_s']:,.0f} tok/s",
+            ratio,
+            "≥ 1× reference" if default else "—",
+            ratio >= 1.0 if default else None,
+        ))
+    return out
+
+
+ADAPTERS = {"log_entry": rows_log_entry, "import_render": rows_import_render, "train_throughput": rows_train}
 
 
 def rows_for(name: str, data: Any) -> list[Row]:
@@ -103,18 +127,16 @@ def rows_for(name: str, data: Any) -> list[Row]:
 # --- running ------------------------------------------------------------------------------------
 
 
-def run_one(name: str, script: str, timeout: int) -> dict[str, Any]:
+def run_one(name: str, script: str, timeout: int, out_flag: str) -> dict[str, Any]:
     path = HERE / script
     out_json = RESULTS / f"{name}.json"
     if not path.is_file():
         return {"status": "absent", "script": script}
     out_json.unlink(missing_ok=True)
     started = time.perf_counter()
-    cmd = [sys.executable, str(path), "--json", str(out_json)]
+    cmd = [sys.executable, str(path), out_flag, str(out_json)]
     try:
         done = subprocess.run(cmd, cwd=HERE.parent, capture_output=True, text=True, timeout=timeout)
-        if done.returncode == 2 and "unrecognized arguments: --json" in done.stderr:
-            done = subprocess.run(cmd[:2], cwd=HERE.parent, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         return {"status": "timeout", "script": script, "wall_s": time.perf_counter() - started}
     wall = time.perf_counter() - started
@@ -153,12 +175,12 @@ def main() -> int:
     started = time.perf_counter()
     benches: dict[str, dict[str, Any]] = {}
     rows: list[Row] = []
-    for name, script, timeout in BENCHES:
+    for name, script, timeout, out_flag in BENCHES:
         if args.only and name not in args.only:
             continue
         left = BUDGET_S - (time.perf_counter() - started)
         print(f"== {name} ({script})", flush=True)
-        result = run_one(name, script, int(min(timeout, max(30, left))))
+        result = run_one(name, script, int(min(timeout, max(30, left))), out_flag)
         benches[name] = result
         if result["status"] == "ok":
             rows.extend(rows_for(name, result["data"]))
