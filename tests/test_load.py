@@ -228,3 +228,62 @@ def test_two_milestones_written_at_once_stay_apart(m44, run_cli) -> None:
         assert workers == ({1} if mid == "M44" else {0})
         assert_view_is_a_full_render(m44, mid)
     assert not [e for e in ledger.read(m44.root / LEDGER) if isinstance(e, CheckpointAdded)]
+
+
+# --- close racing writers ------------------------------------------------------------------------
+
+
+def _closable(project, run_cli) -> None:
+    assert run_cli("start", "M44", "--title", "race").code == 0
+    (project.root / "work.py").write_text("print('work')\n", encoding="utf-8")
+    assert run_cli("log", "entry", "-t", "work", "--tool", "write", "-p", "w", "--file", "work.py",
+                   "--status", "completed").code == 0
+
+
+def _trailer_commits(root: Path) -> list[str]:
+    out = subprocess.run(["git", "log", "--all", "--format=%H%x00%B%x01"], cwd=root, capture_output=True, text=True,
+                         check=True).stdout
+    return [r.strip().split("\x00")[0] for r in out.split("\x01") if "\x00" in r and "Milestone: M44" in r.split("\x00")[1]]
+
+
+@pytest.mark.slow
+def test_two_closes_at_once_make_one_commit(project, run_cli) -> None:
+    _closable(project, run_cli)
+    milestone = str(Path(sys.executable).with_name("milestone"))
+    procs = [subprocess.Popen([milestone, "close", "--skip-hooks"], cwd=project.root, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    results = [(p.wait(timeout=300), p.stderr.read()) for p in procs]
+    assert sorted(code for code, _ in results) == [0, 2, 2], results
+    assert all("already closed" in err for code, err in results if code == 2), results
+    assert len(_trailer_commits(project.root)) == 1
+    events = ledger.read(project.root / LEDGER)
+    assert sum(type(e).__name__ == "MilestoneClosed" for e in events) == 1
+
+
+@pytest.mark.slow
+def test_log_entries_racing_close_are_either_committed_or_refused(project, run_cli) -> None:
+    """Writers that lose the race to close are refused; writers that win are inside the closing commit."""
+    _closable(project, run_cli)
+    milestone = str(Path(sys.executable).with_name("milestone"))
+    script = ("for i in $(seq 1 6); do \"$MILESTONE\" log entry -t \"r$K-$i\" --tool x -p race --status completed; "
+              "done; exit 0")
+    writers = [subprocess.Popen(["bash", "-c", script], cwd=project.root, env={**os.environ, "MILESTONE": milestone, "K": str(k)},
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for k in range(4)]
+    closer = subprocess.run([milestone, "close", "--skip-hooks", "--force"], cwd=project.root, capture_output=True,
+                            text=True, timeout=300)
+    acknowledged = []
+    for proc in writers:
+        out, err = proc.communicate(timeout=300)
+        acknowledged.extend(int(line) for line in out.split())
+        for line in err.splitlines():  # a refused writer says why, in one line
+            if line.startswith("error: "):
+                assert "closed" in line, line
+    assert closer.returncode == 0, closer.stderr
+    events = ledger.read(project.root / LEDGER)
+    kinds = [type(e).__name__ for e in events]
+    assert kinds[-1] == "MilestoneClosed", "nothing may be appended after the close"
+    numbers = [e.entry.number for e in events if isinstance(e, EntryAdded)]
+    assert sorted(acknowledged) == numbers[1:]  # every acknowledged entry is in, nothing else
+    committed = subprocess.run(["git", "show", f"HEAD:{LEDGER}"], cwd=project.root, capture_output=True, check=True).stdout
+    assert committed == (project.root / LEDGER).read_bytes(), "the closing commit holds the ledger as closed"
+    assert len(_trailer_commits(project.root)) == 1
