@@ -145,14 +145,8 @@ CASES: list[tuple[str, dict, list[str], str]] = [
     ).encode()}, ["verify", "m44_v5"], "outside"),
 ]
 
-# Bugs these cases found in modules this file does not own; strict, so a fix turns them into passes.
-XFAIL = {
-    "run config 5 MB single line": "tunix_rt_torch_sft.config._describe puts pydantic's whole input value in the error: "
-    "the stderr line is the 5 MB value itself (100 MB for a 100 MB line); cap the echoed input",
-    "verify artifacts.json listing a file outside the repo": "evidence.verify hashes project.root / item.path for any "
-    "listed path (absolute or ../): a tampered artifacts.json makes verify read files outside the project (exit 1 "
-    "'changed or missing' instead of refusing the file)",
-}
+# Known bugs found by these cases (strict xfail: a fix turns them into passes). All fixed so far.
+XFAIL: dict[str, str] = {}
 
 
 def params():

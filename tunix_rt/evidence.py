@@ -316,6 +316,11 @@ def verify(project, run: str) -> VerifyReport:
     except ValidationError as exc:
         raise TunixError(f"{project.relative(run_dir / ARTIFACTS)} is not valid: {exc.errors()[0]['msg']}") from exc
     report = VerifyReport(run_id=artifacts.run_id, path=project.relative(run_dir))
+    folder = run_dir.resolve()
+    for item in artifacts.files:  # a tampered list must not make verify read files elsewhere
+        target = (project.root / item.path).resolve()
+        if Path(item.path).is_absolute() or folder not in target.parents:
+            raise TunixError(f"{project.relative(run_dir / ARTIFACTS)} lists {item.path!r}, outside the run folder")
     listed = set()
     for item in artifacts.files:
         listed.add(item.path)

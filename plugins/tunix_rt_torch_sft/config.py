@@ -106,7 +106,10 @@ def _describe(exc: ValidationError) -> str:
     if first["type"] == "extra_forbidden":
         return f"unknown key {where!r}"
     got = first.get("input")
-    shown = f" (got {got!r})" if not isinstance(got, (dict, list)) and got is not None else ""
+    shown = ""
+    if not isinstance(got, (dict, list)) and got is not None:
+        text = repr(got)
+        shown = f" (got {text if len(text) <= 80 else text[:77] + '...'})"  # one readable line, whatever the input
     return f"key {where!r}: {first['msg']}{shown}"
 
 
