@@ -481,7 +481,8 @@ def run_scored_eval(ctx: RunContext, config, model, tokenizer, state, device, au
     meta = {
         "run_id": ctx.run_id,
         "eval_set": {"path": ctx.relative(loaded.path), "sha256": loaded.sha256, "n_items": len(loaded.records)},
-        "model": state["model_ref"],
+        # Paths are stored relative to the repository, like every path in the evidence.
+        "model": {k: ctx.relative(Path(v)) if k == "local_path" else v for k, v in state["model_ref"].items()},
         "invalid_lines": loaded.invalid,
     }
     return evaluate.run(model, tokenizer, loaded.records, config.eval, device, autocast, ctx.run_dir, meta, ctx.log)
