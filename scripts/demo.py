@@ -25,8 +25,8 @@ TRAIN_YAML = """\
 # A tiny GPT-2 built locally (no hub access), trained on the bundled reasoning traces.
 model: {tiny: {arch: gpt2, n_layer: 2, n_embd: 128, n_head: 4}}
 data: {train: data/train.jsonl, eval: data/eval.jsonl}
-training: {device: cpu, batch_size: 16, max_seq_length: 128, num_epochs: 3, learning_rate: 3.0e-3,
-           warmup_steps: 10, logging_steps: 10}
+training: {device: cpu, batch_size: 16, max_seq_length: 128, max_steps: 600, learning_rate: 3.0e-3,
+           warmup_steps: 20, logging_steps: 20}
 eval: {max_new_tokens: 40}
 seed: 0
 """
