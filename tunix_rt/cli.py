@@ -52,7 +52,7 @@ def _print_json(data: object) -> None:
 
 @app.command()
 def init() -> None:
-    """Write [tool.tunix-rt] defaults, create the folders, add ignore rules for weights and the master doc."""
+    """Write the tool.tunix-rt settings, create the folders, add ignore rules for weights and the master doc."""
     from tunix_rt import scaffold
 
     result = scaffold.init(_project())
