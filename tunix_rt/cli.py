@@ -4,7 +4,6 @@ No domain logic lives here. Errors raised anywhere as `TunixError` become one li
 the error's exit code in `run()`, the single translation point.
 """
 
-from __future__ import annotations
 
 import json
 import logging

@@ -1,6 +1,5 @@
 """The `milestone close` command (thin: parse, call `closing.close`, print text or `--json`)."""
 
-from __future__ import annotations
 
 import json
 from typing import Annotated, Optional

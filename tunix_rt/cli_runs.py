@@ -1,6 +1,5 @@
 """The `milestone run train|eval`, `milestone plugins` and `milestone verify` commands (thin: parse, call, print)."""
 
-from __future__ import annotations
 
 import json
 from dataclasses import asdict
