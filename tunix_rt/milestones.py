@@ -506,6 +506,7 @@ def start_session(project: Project, milestone: str | None, *, recovered: str | N
 
 def record_run(project: Project, milestone: str | None, run: Run) -> None:
     """Links a run's evidence folder into the ledger (a later record of the same id supersedes)."""
+    run = _redact_item(run, f"run {run.id}")  # plugin metrics are text from outside, like any input
     mid, path = _ledger_path(project, milestone)
     with ledger.writer(path) as w:
         _refuse_closed(mid, w.tail())

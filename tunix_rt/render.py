@@ -91,6 +91,10 @@ def render(env: SandboxedEnvironment, name: str, **context: Any) -> str:
         raise TunixError(f"template {name}: {exc.message}") from exc
     except UnicodeDecodeError as exc:
         raise TunixError(f"template {name} (or one it includes) is not UTF-8 text") from exc
+    except jinja2.TemplateError as exc:
+        raise TunixError(f"template {name}: {exc}") from exc
+    except (OverflowError, RecursionError) as exc:  # the sandbox's range limit, runaway recursion
+        raise TunixError(f"template {name}: refused: {exc}") from exc
 
 
 def render_block(env: SandboxedEnvironment, kind: str, obj: Any) -> str:
