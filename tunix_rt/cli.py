@@ -5,7 +5,6 @@ the error's exit code in `run()`, the single translation point.
 """
 
 
-import json
 import logging
 import sys
 from pathlib import Path
@@ -14,6 +13,7 @@ from typing import Annotated, Optional
 import typer
 
 from tunix_rt import milestones
+from tunix_rt.cli_options import JsonOpt, MilestoneOpt, print_json
 from tunix_rt.errors import TunixError
 from tunix_rt.models import STATUS_DISPLAY
 from tunix_rt.project import Project
@@ -28,10 +28,6 @@ app = typer.Typer(
 log_app = typer.Typer(help="Append to the current milestone's tool-calls ledger.", no_args_is_help=True)
 app.add_typer(log_app, name="log")
 
-MilestoneOpt = Annotated[
-    Optional[str], typer.Option("--milestone", "-m", help="Milestone id such as M44 (default: the current one).")
-]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 SectionOpt = Annotated[
     Optional[list[str]],
     typer.Option("--section", help="NAME=TEXT: adds TEXT as one item of section NAME (repeatable)."),
@@ -41,9 +37,6 @@ SectionOpt = Annotated[
 def _project() -> Project:
     return Project.find()
 
-
-def _print_json(data: object) -> None:
-    typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
 
 
 # --- project ---------------------------------------------------------------------------------
@@ -73,7 +66,7 @@ def start(
     project = _project()
     state = milestones.start(project, milestone, title, phase=phase, branch=branch)
     if as_json:
-        _print_json(state.model_dump(mode="json"))
+        print_json(state.model_dump(mode="json"))
         return
     folder = project.relative(project.ledger(state.id).parent)
     sha = state.baseline.sha[:7] if state.baseline.sha else "none (empty repository)"
@@ -88,14 +81,14 @@ def status(as_json: JsonOpt = False) -> None:
     current = project.current_milestone()
     if current is None or project.find_ledger(current) is None:
         if as_json:
-            _print_json({"current": None})
+            print_json({"current": None})
         else:
             typer.echo("no current milestone (start one with `milestone start M01 --title ...`)")
         return
     state = milestones.show(project, current)
     open_entries = [e for e in state.entries if e.status in ("in-progress", "planned")]
     if as_json:
-        _print_json(
+        print_json(
             {
                 "current": state.id,
                 "title": state.title,
@@ -124,7 +117,7 @@ def list_milestones(as_json: JsonOpt = False) -> None:
         for s in states
     ]
     if as_json:
-        _print_json(rows)
+        print_json(rows)
         return
     for row in rows:
         typer.echo(f"{row['id']:<6} {row['status']:<7} phase {row['phase']:<3} {row['entries']:>4} entries  {row['title']}")
@@ -140,7 +133,7 @@ def show(
     state = milestones.show(_project(), milestone_arg or milestone)
     if as_json:
         data = state.model_dump(mode="json", exclude={"timeline"})
-        _print_json(data)
+        print_json(data)
         return
     typer.echo(f"{state.id} — {state.title} [{state.status}] phase {state.phase}")
     base = state.baseline
@@ -175,7 +168,7 @@ def import_log(
     project = _project()
     state, kept = milestones.import_log(project, file, milestone=milestone, phase=phase)
     if as_json:
-        _print_json({"milestone": state.id, "entries": len(state.entries), "checkpoints": len(state.checkpoints),
+        print_json({"milestone": state.id, "entries": len(state.entries), "checkpoints": len(state.checkpoints),
                      "sessions": len(state.sessions), "kept_raw": kept})
         return
     typer.echo(
@@ -206,7 +199,7 @@ def log_entry(
         status=status, sections=sections, checkpoint=checkpoint,
     )
     if as_json:
-        _print_json(entry.model_dump(mode="json"))
+        print_json(entry.model_dump(mode="json"))
     else:
         typer.echo(entry.number)
 
@@ -227,7 +220,7 @@ def log_update(
         _project(), milestone, number, status=status, status_text=status_text, sections=sections, checkpoint=checkpoint
     )
     if as_json:
-        _print_json(entry.model_dump(mode="json"))
+        print_json(entry.model_dump(mode="json"))
     else:
         typer.echo(f"updated entry {entry.label}")
 

@@ -1,16 +1,14 @@
 """The `milestone close` command (thin: parse, call `closing.close`, print text or `--json`)."""
 
-
-import json
 from typing import Annotated, Optional
 
 import typer
 
+from tunix_rt.cli_options import JsonOpt, MilestoneOpt, print_json
+
 
 def close_command(
-    milestone: Annotated[
-        Optional[str], typer.Option("--milestone", "-m", help="Milestone id such as M44 (default: the current one).")
-    ] = None,
+    milestone: MilestoneOpt = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the summary and the files it would commit; write nothing.")] = False,
     no_commit: Annotated[
         bool, typer.Option("--no-commit", help="Write the summary, audit and master doc, then stop (the milestone stays open).")
@@ -21,7 +19,7 @@ def close_command(
     summary: Annotated[
         Optional[str], typer.Option("--summary", help="Executive summary: TEXT, or @FILE to read it from a file.")
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Close a milestone: checks, pre-commit, summary + audit + master doc, and one commit with a `Milestone:` trailer."""
     from tunix_rt import closing
@@ -41,7 +39,7 @@ def close_command(
         data = result.to_json()
         if dry_run:
             data["summary"] = result.summary
-        typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
+        print_json(data)
         return
     for warning in result.warnings:
         typer.echo(f"warning: {warning}", err=True)

@@ -1,13 +1,13 @@
 """The `milestone run train|eval`, `milestone plugins` and `milestone verify` commands (thin: parse, call, print)."""
 
 
-import json
 from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
+from tunix_rt.cli_options import JsonOpt, MilestoneOpt, print_json
 from tunix_rt.errors import WorkFailed
 
 run_app = typer.Typer(help="Run a plugin's training or evaluation into a new evidence folder.", no_args_is_help=True)
@@ -17,14 +17,7 @@ ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="The run's YAML 
 RunOpt = Annotated[
     Optional[str], typer.Option("--run", help="Evidence folder name such as m44_v2 (default: the next free version).")
 ]
-MilestoneOpt = Annotated[
-    Optional[str], typer.Option("--milestone", "-m", help="Milestone id such as M44 (default: the current one).")
-]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 
-
-def _print_json(data: object) -> None:
-    typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
 
 
 def _command(ctx: typer.Context) -> str:
@@ -54,7 +47,7 @@ def _run(ctx: typer.Context, kind: str, plugin: str, config: Path, run: str | No
     if runs.rank_and_world()[0] != 0:
         return  # only rank 0 reports
     if as_json:
-        _print_json(outcome.run.model_dump(mode="json"))
+        print_json(outcome.run.model_dump(mode="json"))
         return
     typer.echo(f"run {outcome.run.id} {outcome.run.status}: {outcome.run.path}/")
     for line in outcome.results:
@@ -93,7 +86,7 @@ def plugins_command(as_json: JsonOpt = False) -> None:
 
     infos = plugins.installed()
     if as_json:
-        _print_json([asdict(info) for info in infos])
+        print_json([asdict(info) for info in infos])
         return
     if not infos:
         typer.echo("no plugins installed")
@@ -114,7 +107,7 @@ def verify_command(
 
     report = evidence.verify(Project.find(), run)
     if as_json:
-        _print_json({**asdict(report), "ok": report.ok})
+        print_json({**asdict(report), "ok": report.ok})
     else:
         for path in report.changed:
             typer.echo(f"changed: {path}")
