@@ -38,7 +38,7 @@ SECRETS = {
 # What must never appear: the secret part of each (an assignment's name may stay visible).
 NEEDLES = {kind: (value.split("=", 1)[1] if "=" in value else value.split(": ", 1)[1] if ": " in value else value)
            for kind, value in SECRETS.items()}
-PRIVATE_KEY = "-----BEGIN RSA PRIVATE KEY-----\n" + "MIIEow" + "IBAAKCAQEA7s3cr3tK3yM4t3r14l\n-----END RSA PRIVATE KEY-----"
+PRIVATE_KEY = "-----BEGIN RSA PRIVATE KEY-----\n" + "MIIEow" + "IBAAKCAQEA7s3cr3tK3yM4t3r14l\n-----END RSA PRIVATE KEY-----"  # pragma: allowlist secret
 NEEDLES["private key"] = "MIIEow" + "IBAAKCAQEA7s3cr3tK3yM4t3r14l"
 
 
