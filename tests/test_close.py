@@ -187,7 +187,7 @@ def test_close_end_to_end_with_a_rewriting_hook(m44: Project) -> None:
     assert (root / "ProjectFiles/Milestones/Phase4" / "../../../submission_runs/m44_v1/loss_curve.png").is_file()
     # Files changed: exact against git.
     whole = git(root, "diff", "--shortstat", baseline, "HEAD").strip()
-    assert f"The whole closing commit: **{whole}**" in summary
+    assert f"Everything since the baseline, the closing commit included: **{whole}**" in summary
     work = git(root, "diff", "--shortstat", baseline, "HEAD", "--", ".", ":!ProjectFiles", ":!submission_runs",
                ":!PROJECT.md").strip()
     assert f"without the milestone's own documents and evidence): **{work}**" in summary
