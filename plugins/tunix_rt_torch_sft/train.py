@@ -376,7 +376,7 @@ def train(ctx: RunContext, config, prepared: Prepared) -> RunResult:
                     "step": step,
                     "epoch": round(epoch, 4),
                     "loss": round(window_loss / max(1, window_tokens), 6),
-                    "learning_rate": lr,
+                    "learning_rate": float(f"{lr:.6g}"),  # six significant digits, like the other columns
                     "grad_norm": round(grad_norm, 6),
                     "tokens_seen": tokens_seen * ctx.world_size,
                     "elapsed_s": round(train_time, 3),
