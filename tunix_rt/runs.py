@@ -166,9 +166,11 @@ class Console:
         done = int(width * step / total) if total else 0
         parts = [f"[{'#' * done}{'.' * (width - done)}] {step}/{total}"]
         for key, value in fields.items():
-            if isinstance(value, float):
-                value = f"{value:,.4g}" if key != "eta" else f"{int(value) // 60}:{int(value) % 60:02d}"
-            parts.append(f"{key} {value}")
+            if key == "eta" and isinstance(value, (int, float)):
+                value = f"{int(value) // 60}:{int(value) % 60:02d}"
+            elif isinstance(value, float):
+                value = f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.4g}"  # 23,580 tok/s, loss 0.6295
+            parts.append(f"{key.replace('_s', '/s') if key.endswith('_s') else key} {value}")
         self.stream.write("\r\x1b[2K" + "  ".join(parts))
         self.stream.flush()
         self._bar_shown = True
