@@ -296,7 +296,7 @@ def _eval_tables(data: Any) -> tuple[list[tuple[str, str]], list[dict[str, Any]]
         return [], []
     overall: list[tuple[str, str]] = []
     breakdowns: list[dict[str, Any]] = []
-    overall_key = next((k for k in ("overall", "totals", "total", "metrics") if isinstance(data.get(k), dict)), None)
+    overall_key = "totals" if isinstance(data.get("totals"), dict) else None  # eval_summary.json's contract
     source = data[overall_key] if overall_key else data
     for key, value in source.items():
         if isinstance(value, (int, float, bool)) or (isinstance(value, str) and len(value) < 80):
@@ -343,18 +343,19 @@ def run_facts(project: Project, run: Run, summary_dir: Path) -> RunFacts:
             config_rows = [(k, fmt(v)) for k, v in flatten(yaml.safe_load(config_path.read_text(encoding="utf-8")) or {})]
         except yaml.YAMLError:
             config_rows = [("config.yaml", "unreadable YAML")]
+    # The evidence contract (metrics.jsonl's final line, as the trainer issue defines it); a key a
+    # plugin did not write shows as "—", nothing is guessed from look-alike names.
     last_step = steps[-1] if steps else {}
-    total_steps = _first(final, "global_step", "step", "steps", "max_steps") or last_step.get("step")
     performance = [
-        ("Steps", fmt(total_steps)),
-        ("Epochs", fmt(_first(final, "epoch", "epochs") or last_step.get("epoch"))),
-        ("Runtime (s)", fmt(_first(final, "train_runtime", "runtime_s", "duration_s"))),
-        ("Samples/s", fmt(_first(final, "train_samples_per_second", "samples_per_second"))),
-        ("Non-pad tokens/s", fmt(_first(final, "train_tokens_per_second", "non_pad_tokens_per_second", "tokens_per_second"))),
-        ("Padding fraction", fmt(_first(final, "padding_fraction"))),
-        ("MFU", fmt(_first(final, "mfu"))),
-        ("Train loss (run average)", fmt(_first(final, "train_loss"))),
-        ("Final loss (last step)", fmt(_first(final, "final_loss"))),
+        ("Steps", fmt(final.get("step", last_step.get("step")))),
+        ("Epochs", fmt(final.get("epoch", last_step.get("epoch")))),
+        ("Runtime (s)", fmt(final.get("train_runtime"))),
+        ("Samples/s", fmt(final.get("train_samples_per_second"))),
+        ("Non-pad tokens/s", fmt(final.get("train_tokens_per_second"))),
+        ("Padding fraction", fmt(final.get("padding_fraction"))),
+        ("MFU", fmt(final.get("mfu"))),
+        ("Train loss (run average)", fmt(final.get("train_loss"))),
+        ("Final loss (last step)", fmt(final.get("final_loss"))),
     ]
     loss_rows = [
         {
@@ -371,8 +372,7 @@ def run_facts(project: Project, run: Run, summary_dir: Path) -> RunFacts:
     eval_overall, eval_breakdowns = _eval_tables(_read_json(folder / "eval_summary.json"))
     artifacts = []
     listed = _read_json(folder / "artifacts.json")
-    files = listed.get("files", []) if isinstance(listed, dict) else listed if isinstance(listed, list) else []
-    for item in files:
+    for item in listed.get("files", []) if isinstance(listed, dict) else []:
         if isinstance(item, dict):
             artifacts.append(
                 {
@@ -441,7 +441,7 @@ def comparison(project: Project, previous: tuple[str, Run] | None, current: Run 
     for label, keys in (
         ("Final loss", ("final_loss",)),
         ("Train loss (run average)", ("train_loss",)),
-        ("Steps", ("global_step", "step", "steps")),
+        ("Steps", ("step",)),
         ("Runtime (s)", ("train_runtime",)),
         ("Samples/s", ("train_samples_per_second",)),
         ("Non-pad tokens/s", ("train_tokens_per_second",)),
