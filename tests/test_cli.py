@@ -200,3 +200,21 @@ def test_console_script_end_to_end(project) -> None:
     assert (done.returncode, done.stdout.strip()) == (0, "1")
     done = run_subprocess(project.root, "log", "entry", "-t", "a", "--tool", "x", "-p", "y", "--status", "nope")
     assert done.returncode == 2 and done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+
+
+def test_line_breaks_in_one_line_fields_fold_so_the_log_round_trips(project, run_cli, tmp_path) -> None:
+    """A title or tool with a newline would split its heading or field line; it is stored folded."""
+    run_cli("start", "M44", "--title", "Multi\nline")
+    run_cli("log", "entry", "-t", "first\nsecond", "--tool", "a\nb", "-p", "why\nbecause", "--section", "Notes=one\ntwo")
+    run_cli("log", "checkpoint", "CP\nsection", "--standalone")
+    written = json.loads(run_cli("show", "--json").out)
+    assert written["title"] == "Multi line"
+    assert (written["entries"][0]["title"], written["entries"][0]["tools"]) == ("first second", ["a b"])
+    copy = tmp_path / "copy.md"
+    copy.write_bytes((project.root / "ProjectFiles/Milestones/Phase1/M44_toolcalls.md").read_bytes())
+    assert run_cli("import", str(copy), "--milestone", "M45").code == 0
+    imported = json.loads(run_cli("show", "M45", "--json").out)
+    assert imported["title"] == written["title"]
+    keys = ("title", "tools", "purpose", "files", "sections", "checkpoint", "status")
+    assert [{k: e[k] for k in keys} for e in imported["entries"]] == [{k: e[k] for k in keys} for e in written["entries"]]
+    assert [c["title"] for c in imported["checkpoints"]] == ["CP section"]

@@ -57,8 +57,12 @@ def clean(text: str, what: str) -> str:
     return value
 
 
-def required(text: str | None, what: str) -> str:
+def required(text: str | None, what: str, *, one_line: bool = False) -> str:
+    """A cleaned value that must not be empty; `one_line` folds line breaks into spaces for values
+    rendered inside a heading or a field line (a title, a tool), where Markdown cannot keep them."""
     value = clean(text or "", what)
+    if one_line:
+        value = " ".join(value.split())
     if not value:
         raise TunixError(f"{what} must not be empty")
     return value
@@ -92,7 +96,7 @@ def build_sections(pairs: Iterable[tuple[str, str]]) -> list[Section]:
     """Each (name, text) pair adds one item to the section of that name, created on first use."""
     sections: dict[str, Section] = {}
     for name, text in pairs:
-        name = clean(name, f"section name {name!r}")
+        name = " ".join(clean(name, f"section name {name!r}").split())
         item = required(text, f"section {name}")
         ordered = name.lower() in ORDERED_SECTIONS
         sections.setdefault(name, Section(name=name, ordered=ordered)).items.append(item)
@@ -251,7 +255,7 @@ def _create(
 def start(project: Project, milestone_id: str, title: str, *, phase: int | None = None, branch: bool = False) -> Milestone:
     """Starts a milestone: refuses an existing id, records the baseline, scaffolds, makes it current."""
     mid = canonical_milestone(milestone_id)
-    title = required(title, "--title")
+    title = required(title, "--title", one_line=True)
     if phase is not None and phase < 0:
         raise TunixError(f"--phase must be 0 or more, not {phase}")
     _refuse_existing(project, mid)
@@ -371,16 +375,16 @@ def add_entry(
     tool_use_id: str | None = None,
 ) -> Entry:
     """Appends an entry with the next number (allocated under the ledger lock) and renders it."""
-    title = required(title, "--title")
+    title = required(title, "--title", one_line=True)
     purpose = required(purpose, "--purpose")
-    tool_list = [required(tool, "--tool") for tool in tools]
+    tool_list = [required(tool, "--tool", one_line=True) for tool in tools]
     if not tool_list:
         raise TunixError("at least one --tool is required")
     file_list = [clean_file(project, f) for f in files]
     canonical = parse_status(status) if status is not None else None
     built = build_sections(sections)
     point = required(checkpoint, "--checkpoint") if checkpoint is not None else None
-    text = clean(status_text, "the status text") if status_text else ""
+    text = " ".join(clean(status_text, "the status text").split()) if status_text else ""
     mid, path = _ledger_path(project, milestone)
     with ledger.writer(path) as w:
         tail = w.tail()
@@ -427,7 +431,7 @@ def update_entry(
     canonical = parse_status(status) if status is not None else None
     built = build_sections(sections)
     point = required(checkpoint, "--checkpoint") if checkpoint is not None else None
-    text = clean(status_text, "the status text") if status_text else None
+    text = " ".join(clean(status_text, "the status text").split()) if status_text else None
     if canonical is None and text is None and not built and point is None:
         raise TunixError("nothing to update: give --status, --section or --checkpoint")
     mid, path = _ledger_path(project, milestone)
@@ -467,7 +471,7 @@ def add_checkpoint(
     status: str | None = None,
 ) -> Entry | Checkpoint:
     """The checkpoint line of the latest entry, or (standalone) a `## CHECKPOINT: text` section."""
-    text = required(text, "the checkpoint text")
+    text = required(text, "the checkpoint text", one_line=standalone)  # a standalone one is a heading
     if status is not None and not standalone:
         raise TunixError("--status applies only to a --standalone checkpoint")
     canonical = parse_status(status) if status is not None else None
