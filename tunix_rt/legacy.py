@@ -32,7 +32,7 @@ from markdown_it.token import Token
 
 from tunix_rt.errors import TunixError
 from tunix_rt.ids import canonical_milestone
-from tunix_rt.models import Block, Checkpoint, Entry, Section, Session, Status
+from tunix_rt.models import ENTRY_FIELD_LABELS, Block, Checkpoint, Entry, Section, Session, Status
 
 Item = Union[Session, Entry, Checkpoint, Block]
 
@@ -389,20 +389,7 @@ def _list_item(tokens: list[Token], i: int, close: int, container: _Node | None,
 # --- labels and chunks ---------------------------------------------------------------------------------------------
 
 _LABEL = re.compile(r"\*\*([^*\n]+?)(?::\*\*|\*\*:)[ \t]*(.*)")
-_ENTRY_FIELDS = {
-    "timestamp": "timestamp",
-    "time": "timestamp",
-    "tool": "tools",
-    "tools": "tools",
-    "purpose": "purpose",
-    "files": "files",
-    "files involved": "files",
-    "files created": "files",
-    "files changed": "files",
-    "output": "files",
-    "status": "status",
-    "checkpoint": "checkpoint",
-}
+_ENTRY_FIELDS = ENTRY_FIELD_LABELS
 _LIST_FIELDS = ("tools", "files")
 
 

@@ -16,6 +16,7 @@ from tunix_rt import clock, ledger, views
 from tunix_rt.errors import TunixError
 from tunix_rt.ids import canonical_milestone
 from tunix_rt.models import (
+    ENTRY_FIELD_LABELS,
     STATUS_DISPLAY,
     STATUSES,
     Baseline,
@@ -97,6 +98,11 @@ def build_sections(pairs: Iterable[tuple[str, str]]) -> list[Section]:
     sections: dict[str, Section] = {}
     for name, text in pairs:
         name = " ".join(clean(name, f"section name {name!r}").split())
+        if "*" in name or name.lower() in ENTRY_FIELD_LABELS:
+            raise TunixError(
+                f"section name {name!r} is not allowed: no '*', and not a field label "
+                "(Timestamp, Tool, Purpose, Files, Status, CHECKPOINT...)"
+            )
         item = required(text, f"section {name}")
         ordered = name.lower() in ORDERED_SECTIONS
         sections.setdefault(name, Section(name=name, ordered=ordered)).items.append(item)

@@ -25,6 +25,23 @@ STATUS_DISPLAY: dict[str, str] = {
     "skipped": "SKIPPED",
 }
 
+# The bold labels that the Markdown form of an entry reserves for its fields (lower case -> field).
+# The importer reads them as fields, so a free section may not be named like one.
+ENTRY_FIELD_LABELS: dict[str, str] = {
+    "timestamp": "timestamp",
+    "time": "timestamp",
+    "tool": "tools",
+    "tools": "tools",
+    "purpose": "purpose",
+    "files": "files",
+    "files involved": "files",
+    "files created": "files",
+    "files changed": "files",
+    "output": "files",
+    "status": "status",
+    "checkpoint": "checkpoint",
+}
+
 # Where an entry came from: typed at the CLI, imported from a hand-written log, written by a
 # plugin run, or (later) folded from an AI coding agent's tool-call hook payloads.
 Source = Literal["cli", "import", "plugin", "hook"]
