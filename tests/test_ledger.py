@@ -150,3 +150,30 @@ def test_core_never_imports_torch() -> None:
     code = "import sys, tunix_rt.cli, tunix_rt.milestones; print('torch' in sys.modules, 'transformers' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO_ROOT, check=True).stdout
     assert out.split() == ["False", "False"]
+
+
+@pytest.mark.slow
+def test_racing_starts_of_one_id_make_exactly_one_milestone(project) -> None:
+    """The ledger is linked into place whole, so one start wins and no empty ledger is ever left."""
+    from conftest import MILESTONE
+
+    procs = [
+        subprocess.Popen([*MILESTONE, "start", "M77", "--title", f"racer {k}"], cwd=project.root,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for k in range(6)
+    ]
+    results = [(proc.wait(timeout=120), proc.stderr.read()) for proc in procs]
+    assert sorted(code for code, _ in results) == [0, 2, 2, 2, 2, 2], results
+    assert all("already exists" in err for code, err in results if code == 2)
+    path = project.root / "ProjectFiles/Milestones/Phase1/M77.ledger.jsonl"
+    events = ledger.read(path)
+    assert [e.kind for e in events] == ["milestone_started", "session_started"]
+    assert not list(path.parent.glob(".*.tmp"))
+
+
+def test_create_refuses_an_existing_ledger_and_leaves_no_temporary_file(m44) -> None:
+    before = m44.read_bytes()
+    with pytest.raises(TunixError, match="already exists"):
+        ledger.create(m44, ledger.read(m44))
+    assert m44.read_bytes() == before
+    assert not list(m44.parent.glob(".*.tmp"))

@@ -191,13 +191,33 @@ class Writer:
         self.size = size
 
 
-@contextmanager
-def writer(path: Path, *, create: bool = False) -> Iterator[Writer]:
-    flags = os.O_RDWR | os.O_APPEND | (os.O_CREAT | os.O_EXCL if create else 0)
+def create(path: Path, events: list[Event]) -> int:
+    """A new ledger holding `events`, or none at all: written aside, then linked into place.
+
+    `link` fails when the name exists, so of two racing creators exactly one wins, and a process
+    killed at any moment leaves either no ledger or a complete one (never an empty file that would
+    make the id unusable).
+    """
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    data = b"".join(encode(event) for event in events)
     try:
-        fd = os.open(path, flags, 0o644)
+        with open(tmp, "xb") as handle:
+            handle.write(data)
+        os.link(tmp, path)
     except FileExistsError as exc:
         raise TunixError(f"{path} already exists") from exc
+    except OSError as exc:
+        raise TunixError(f"cannot create ledger {path}: {exc.strerror}") from exc
+    finally:
+        tmp.unlink(missing_ok=True)
+    return len(data)
+
+
+@contextmanager
+def writer(path: Path) -> Iterator[Writer]:
+    flags = os.O_RDWR | os.O_APPEND
+    try:
+        fd = os.open(path, flags)
     except OSError as exc:
         raise TunixError(f"cannot open ledger {path} for writing: {exc.strerror}") from exc
     try:

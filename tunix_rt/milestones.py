@@ -238,19 +238,18 @@ def _create(
     view = views.full_text(project, state)
     documents = _scaffold_texts(project, mid, title, folder)
     folder.mkdir(parents=True, exist_ok=True)
-    # Creating the ledger exclusively is what claims the id: of two racing `start`s, one wins.
-    with ledger.writer(path, create=True) as w:
-        try:
-            if patch:
-                patch_text, kinds = redact(patch)
-                if kinds:
-                    log.warning("redacted %s from the baseline patch", ", ".join(sorted(set(kinds))))
-                (folder / f"{mid}_baseline.patch").write_bytes(patch_text.encode("utf-8"))
-            w.append(started, *events)
-        except BaseException:
-            path.unlink(missing_ok=True)
-            raise
-        views.after_append(project, mid, w, None, full_view=view)
+    if patch:
+        patch_text, kinds = redact(patch)
+        if kinds:
+            log.warning("redacted %s from the baseline patch", ", ".join(sorted(set(kinds))))
+        (folder / f"{mid}_baseline.patch").write_bytes(patch_text.encode("utf-8"))
+    # Creating the ledger is what claims the id: of two racing `start`s exactly one wins.
+    created = ledger.create(path, [started, *events])
+    with ledger.writer(path) as w:
+        if w.size == created:
+            views.after_append(project, mid, w, None, full_view=view)
+        else:  # someone appended between the claim and this lock: render what is there now
+            views.after_append(project, mid, w, None)
     for target, text in documents.items():
         if not target.exists():
             views.write_atomic(target, text)
