@@ -97,3 +97,19 @@ def test_artifacts_verify_and_tamper(project, run_cli):
 
 def test_verify_unknown_run_is_bad_input(project, run_cli):
     assert run_cli("verify", "m44_v3").code == 2
+
+
+def test_evidence_text_and_run_logs_are_written_redacted(tmp_path) -> None:
+    """A token in a config, a prompt or a model's output never lands in an evidence file."""
+    from tunix_rt.runs import Console
+
+    token = "hf_" + "Q" * 30
+    evidence.write_json(tmp_path / "config.json", {"note": f"token {token}"})
+    evidence.write_text(tmp_path / "predictions.jsonl", f'{{"prompt": "HF_TOKEN={token}"}}')
+    console = Console(tmp_path / "training_log.txt", stream=open(tmp_path / "stderr.txt", "w", encoding="utf-8"))
+    console.log(f"loaded with {token}")
+    console.stream.close()
+    console.handle.close()
+    for name in ("config.json", "predictions.jsonl", "training_log.txt", "stderr.txt"):
+        text = (tmp_path / name).read_text(encoding="utf-8")
+        assert token not in text and "[REDACTED]" in text, name

@@ -139,8 +139,11 @@ class Artifacts(_Strict):
 
 
 def write_text(path: Path, text: str) -> None:
-    """UTF-8, LF, exactly one final newline: what hooks such as end-of-file-fixer expect."""
-    text = text.replace("\r\n", "\n").rstrip("\n") + "\n"
+    """UTF-8, LF, exactly one final newline (what hooks such as end-of-file-fixer expect), and
+    secrets redacted: a token in a config, a prompt or a model's output never lands in evidence."""
+    from tunix_rt.redact import redact
+
+    text, _ = redact(text.replace("\r\n", "\n").rstrip("\n") + "\n")
     path.write_text(text, encoding="utf-8", newline="\n")
 
 

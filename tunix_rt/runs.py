@@ -145,7 +145,9 @@ class Console:
         self._last_draw = 0.0
 
     def log(self, line: str) -> None:
-        line = line.replace("\r\n", "\n").rstrip("\n")
+        from tunix_rt.redact import redact
+
+        line, _ = redact(line.replace("\r\n", "\n").rstrip("\n"))  # the log file is evidence too
         if self.handle is not None:
             self.handle.write(line + "\n")
             self.handle.flush()
