@@ -524,3 +524,33 @@ def test_end_to_end_with_the_real_end_of_file_fixer(m44: Project, run_cli, tmp_p
     summary = (root / "ProjectFiles/Milestones/Phase4/M44_summary.md").read_text(encoding="utf-8")
     assert "From a file." in summary and "rewrote `notes.txt`" in summary
     assert (root / "notes.txt").read_bytes() == b"no final newline\n"
+
+
+def test_a_close_killed_between_moving_head_and_installing_the_index_is_repaired(project) -> None:
+    """The narrow window of commit_paths: HEAD has the new commit, the real index is the old one."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    from tunix_rt import vcs
+
+    root = project.root
+    (root / "new.txt").write_text("new\n", encoding="utf-8")
+    repo = vcs.open_repo(root)
+    lock, tmp_index, pid_file = vcs._close_files(repo)
+    tmp_index.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(root / ".git" / "index", tmp_index)
+    env = {"GIT_INDEX_FILE": str(tmp_index)}
+    repo.git.add("new.txt", env=env)
+    commit = repo.git.commit_tree(repo.git.write_tree(env=env).strip(), "-p", head(root), "-m", "M44: x").strip()
+    repo.git.update_ref("HEAD", commit)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    pid_file.write_text(f"{dead.pid}\n", encoding="utf-8")
+    lock.write_text("", encoding="utf-8")
+    assert "new.txt" in git(root, "status", "--porcelain")  # the stale index: new.txt looks deleted+untracked
+    vcs.clear_stale_close_lock(repo)
+    assert git(root, "status", "--porcelain") == ""
+    assert not lock.exists() and not tmp_index.exists() and not pid_file.exists()
+    assert os.path.exists(root / ".git" / "index")

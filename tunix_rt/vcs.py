@@ -306,6 +306,12 @@ def clear_stale_close_lock(repo: git.Repo) -> None:
         pass
     except PermissionError:
         return
+    # Killed after moving HEAD but before installing its index: the private index is exactly the
+    # new commit's tree, so installing it finishes the step (otherwise `git status` stays wrong).
+    if tmp_index.exists() and head_sha(repo) is not None:
+        tree = repo.git.write_tree(env={"GIT_INDEX_FILE": str(tmp_index)}, with_exceptions=False).strip()
+        if tree and tree == repo.git.rev_parse("HEAD^{tree}").strip():
+            os.replace(tmp_index, Path(repo.git_dir) / "index")
     for path in (lock, tmp_index, pid_file):
         path.unlink(missing_ok=True)
 
