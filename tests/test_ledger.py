@@ -177,3 +177,22 @@ def test_create_refuses_an_existing_ledger_and_leaves_no_temporary_file(m44) -> 
         ledger.create(m44, ledger.read(m44))
     assert m44.read_bytes() == before
     assert not list(m44.parent.glob(".*.tmp"))
+
+
+def test_a_writer_kept_waiting_says_so_once(project, m44, run_cli) -> None:
+    """While another process holds the ledger (a close running its tests), log entry waits and says why."""
+    import time
+
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import fcntl, sys, time; f = open(sys.argv[1], 'a'); fcntl.flock(f, fcntl.LOCK_EX); "
+         "print('held', flush=True); time.sleep(2.0)", str(m44)],
+        stdout=subprocess.PIPE, text=True,
+    )
+    assert holder.stdout.readline().strip() == "held"
+    started = time.monotonic()
+    r = run_cli("log", "entry", "-t", "a", "--tool", "x", "-p", "y")
+    waited = time.monotonic() - started
+    holder.wait()
+    assert (r.code, r.out.strip()) == (0, "1")
+    assert waited >= 1.0
+    assert r.err.count("waiting for M44.ledger.jsonl") == 1, r.err

@@ -191,6 +191,29 @@ class Writer:
         self.size = size
 
 
+_WAIT_NOTICE_S = 1.0
+
+
+def _lock_exclusive(fd: int, path: Path) -> None:
+    """Blocks until the lock is ours; says so once if that takes a while (a close running the tests)."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return
+    except BlockingIOError:
+        pass
+    import threading
+
+    notice = threading.Timer(
+        _WAIT_NOTICE_S, log.warning, ("waiting for %s: another milestone command is writing it", path.name)
+    )
+    notice.daemon = True
+    notice.start()
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+    finally:
+        notice.cancel()
+
+
 def create(path: Path, events: list[Event]) -> int:
     """A new ledger holding `events`, or none at all: written aside, then linked into place.
 
@@ -221,7 +244,7 @@ def writer(path: Path) -> Iterator[Writer]:
     except OSError as exc:
         raise TunixError(f"cannot open ledger {path} for writing: {exc.strerror}") from exc
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        _lock_exclusive(fd, path)
         yield Writer(path, fd)
     except OSError as exc:
         raise TunixError(f"cannot write ledger {path}: {exc.strerror}") from exc
