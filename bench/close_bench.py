@@ -28,8 +28,9 @@ def make_repo(root: Path) -> None:
     sys.path.insert(0, str(HERE.parent / "tests"))
     from test_close import make_run  # the same evidence folders the tests use
 
-    from tunix_rt import clock, ledger, milestones, scaffold, views
-    from tunix_rt.models import Entry, EntryAdded, Section
+    from history import append_entries
+
+    from tunix_rt import milestones, scaffold
     from tunix_rt.project import Project
 
     root.mkdir(parents=True)
@@ -42,19 +43,7 @@ def make_repo(root: Path) -> None:
     subprocess.run(["git", "commit", "-q", "-m", "initial"], cwd=root, check=True)
     project = Project.find(root)
     milestones.start(project, "M44", "Benchmark close", phase=4)
-    path = project.ledger("M44")
-    stamp = clock.stamp()
-    with ledger.writer(path) as w:
-        w.append(*[
-            EntryAdded(time=stamp, entry=Entry(
-                number=n, label=str(n), title=f"Step {n}", timestamp=stamp, tools=["run_terminal_cmd"],
-                purpose="Benchmark history", files=["train.py"], status="failed" if n % 100 == 0 else "completed",
-                sections=[Section(name="Results", items=["loss 1.0 -> 0.5", "ok"]),
-                          Section(name="Attempts", items=["first", "second"], ordered=True)],
-            ))
-            for n in range(1, ENTRIES + 1)
-        ])
-        views.render_full(project, "M44", path, w)
+    append_entries(project, "M44", ENTRIES, failed_every=100, attempts=True)
     for k in range(1, RUNS + 1):
         make_run(project, "M44", f"m44_v{k}", steps=300)
     for n in range(20):

@@ -24,26 +24,16 @@ SIZES = (10, 1_000, 10_000)
 
 def make_repo(root: Path, entries: int) -> None:
     """A repo with milestone M44 holding `entries` entries, its view rendered and cached."""
-    from tunix_rt import clock, ledger, milestones, views
-    from tunix_rt.models import Entry, EntryAdded, Section
+    from history import append_entries
+
+    from tunix_rt import milestones
     from tunix_rt.project import Project
 
     root.mkdir(parents=True)
     subprocess.run(["git", "init", "-q"], cwd=root, check=True)
     project = Project.find(root)
     milestones.start(project, "M44", "benchmark")
-    path = project.ledger("M44")
-    stamp = clock.stamp()
-    with ledger.writer(path) as w:
-        w.append(*[
-            EntryAdded(time=stamp, entry=Entry(
-                number=n, label=str(n), title=f"Step {n}", timestamp=stamp, tools=["run_terminal_cmd"],
-                purpose="Benchmark history", files=["train.py"], status="completed",
-                sections=[Section(name="Results", items=["loss 1.0 -> 0.5", "ok"])],
-            ))
-            for n in range(1, entries + 1)
-        ])
-        views.render_full(project, "M44", path, w)
+    append_entries(project, "M44", entries)
 
 
 def timed(cmd: list[str], cwd: Path) -> float:
