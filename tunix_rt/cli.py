@@ -14,7 +14,7 @@ import typer
 
 from tunix_rt import milestones
 from tunix_rt.cli_options import JsonOpt, MilestoneOpt, print_json
-from tunix_rt.errors import TunixError
+from tunix_rt.errors import TunixError, WorkFailed
 from tunix_rt.models import STATUS_DISPLAY
 from tunix_rt.project import Project
 
@@ -248,6 +248,22 @@ def log_session(
     """Start a new session heading."""
     session = milestones.start_session(_project(), milestone, recovered=recovered)
     typer.echo(f"session {session.number} started {session.started}")
+
+
+@log_app.command("hook")
+def log_hook(milestone: MilestoneOpt = None) -> None:
+    """Record an AI agent's tool call from the hook payload on stdin.
+
+    For Claude Code's PreToolUse, PostToolUse and PostToolUseFailure hooks: the pre-call event opens an
+    entry and the post-call event closes the same entry (matched by tool_use_id). Errors exit 1, never 2:
+    Claude Code reads exit 2 from a PreToolUse hook as "block this tool call".
+    """
+    from tunix_rt import agent_hooks
+
+    try:
+        agent_hooks.ingest(_project(), milestone, agent_hooks.parse(sys.stdin.read()))
+    except TunixError as exc:
+        raise WorkFailed(str(exc)) from exc
 
 
 # --- commands contributed by other modules -----------------------------------------------------

@@ -147,29 +147,38 @@ class Writer:
         """Every event, read through the held descriptor (a second lock would deadlock)."""
         return parse(self.path, self._read_at(0, self.size))
 
-    def tail(self) -> Tail:
-        """Scans backwards chunk by chunk until it finds an entry (or the start of the file)."""
+    def lines_backwards(self) -> Iterator[bytes]:
+        """Complete lines from the last to the first, read chunk by chunk (appends stay O(1))."""
         end = self.size
-        closed: bool | None = None
         carry = b""
         while end > 0:
             start = max(0, end - _TAIL_CHUNK)
-            chunk = self._read_at(start, end - start) + carry
-            lines = chunk.split(b"\n")
+            lines = (self._read_at(start, end - start) + carry).split(b"\n")
             carry = lines.pop(0) if start > 0 else b""  # possibly partial: completed by the next chunk
             for line in reversed(lines):
-                if not line.strip():
-                    continue
-                if closed is None:
-                    closed = b'"kind":"milestone_closed"' in line
-                if b'"kind":"entry_added"' in line:
-                    return Tail(last_number=json.loads(line)["entry"]["number"], closed=bool(closed))
+                if line.strip():
+                    yield line
             end = start
-        if carry.strip() and closed is None:
-            closed = b'"kind":"milestone_closed"' in carry
-        if b'"kind":"entry_added"' in carry:
-            return Tail(last_number=json.loads(carry)["entry"]["number"], closed=bool(closed))
+
+    def tail(self) -> Tail:
+        """The last entry number and whether the milestone is closed, from the end of the file only."""
+        closed: bool | None = None
+        for line in self.lines_backwards():
+            if closed is None:
+                closed = b'"kind":"milestone_closed"' in line
+            if b'"kind":"entry_added"' in line:
+                return Tail(last_number=json.loads(line)["entry"]["number"], closed=closed)
         return Tail(last_number=0, closed=bool(closed))
+
+    def entry_for_tool_use(self, tool_use_id: str) -> int | None:
+        """The number of the newest entry opened for an agent's tool call (searching from the end)."""
+        needle = json.dumps(tool_use_id).encode("utf-8")
+        for line in self.lines_backwards():
+            if b'"kind":"entry_added"' in line and needle in line:
+                entry = json.loads(line)["entry"]
+                if entry.get("tool_use_id") == tool_use_id:
+                    return entry["number"]
+        return None
 
     def append(self, *events: Event) -> None:
         """All events in one write, so a crash leaves either all of them or a torn last line."""
