@@ -29,6 +29,7 @@ BENCHES: tuple[tuple[str, str, int, str], ...] = (
     ("log_entry", "log_entry.py", 240, "--json"),
     ("close", "close_bench.py", 240, "--json"),
     ("import_render", "import_render.py", 180, "--json"),
+    ("agent_hooks", "agent_hooks.py", 240, "--json"),
     ("train_throughput", "train_throughput.py", 800, "--out"),
 )
 

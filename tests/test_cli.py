@@ -218,3 +218,40 @@ def test_line_breaks_in_one_line_fields_fold_so_the_log_round_trips(project, run
     keys = ("title", "tools", "purpose", "files", "sections", "checkpoint", "status")
     assert [{k: e[k] for k in keys} for e in imported["entries"]] == [{k: e[k] for k in keys} for e in written["entries"]]
     assert [c["title"] for c in imported["checkpoints"]] == ["CP section"]
+
+
+def test_every_fast_path_leaves_the_view_a_full_render_would_write(project, run_cli) -> None:
+    """Appends and amendments of the last block patch the file in place; after each of a seeded random
+    mix of writes the file must equal what rendering the whole ledger gives."""
+    import random
+
+    from tunix_rt import ledger, views
+    from tunix_rt.models import Run
+
+    rng = random.Random(7)
+    run_cli("start", "M45", "--title", "Fast paths")
+    view = project.root / "ProjectFiles/Milestones/Phase1/M45_toolcalls.md"
+    path = project.ledger("M45")
+    from tunix_rt import milestones
+
+    for step in range(60):
+        choice = rng.choice(["entry", "entry", "update-last", "update-last", "update-any", "checkpoint",
+                             "standalone", "session", "run"])
+        if choice == "entry":
+            run_cli("log", "entry", "-t", f"step {step}", "--tool", "x", "-p", "y", "--section", f"Notes=n{step}")
+        elif choice == "update-last":
+            run_cli("log", "checkpoint", f"cp {step}")
+        elif choice == "update-any":
+            count = len(json.loads(run_cli("show", "--json").out)["entries"])
+            if count:
+                run_cli("log", "update", str(rng.randint(1, count)), "--status", "completed",
+                        "--section", f"Results=r{step}")
+        elif choice == "standalone":
+            run_cli("log", "checkpoint", f"Section {step}", "--standalone")
+        elif choice == "session":
+            run_cli("log", "session")
+        else:
+            milestones.record_run(project, "M45", Run(id=f"m45_v{step}", kind="train", plugin="p", path="x",
+                                                      status="completed", started="2026-01-08T12:00:00Z"))
+        expected = views.full_text(project, ledger.load(path)).text
+        assert view.read_text(encoding="utf-8") == expected, (step, choice)

@@ -55,10 +55,17 @@ def test_malformed_middle_line_refuses_every_reader_and_is_never_rewritten(m44, 
     lines.insert(1, b"<<<<<<< HEAD\n")
     m44.write_bytes(b"".join(lines))
     before = m44.read_bytes()
-    for args in (["show"], ["status"], ["list"], ["render"], ["log", "update", "1", "--status", "completed"]):
+    for args in (["show"], ["status"], ["list"], ["render"]):
         r = run_cli(*args)
         assert r.code == 2, args
         assert f"{LEDGER}:2" in r.err and r.err.count("\n") == 1, r.err
+    assert m44.read_bytes() == before
+    # An amendment of an entry far back must fold the history, so it refuses too; amending the
+    # latest entry is an append like `log entry` (next test) and reads only the tail.
+    run_cli("log", "entry", "-t", "b", "--tool", "x", "-p", "y")
+    before = m44.read_bytes()
+    r = run_cli("log", "update", "1", "--status", "completed")
+    assert r.code == 2 and f"{LEDGER}:2" in r.err, r
     assert m44.read_bytes() == before
 
 
@@ -70,6 +77,8 @@ def test_appending_needs_no_valid_history(m44, run_cli) -> None:
     r = run_cli("log", "entry", "-t", "b", "--tool", "x", "-p", "y")
     assert (r.code, r.out.strip()) == (0, "2")
     assert "not re-rendered" in r.err  # the view waits for the repair; the event is kept
+    r = run_cli("log", "update", "2", "--status", "completed")
+    assert r.code == 0 and "not re-rendered" in r.err
 
 
 def test_writer_truncate_takes_back_only_its_own_appends(m44) -> None:

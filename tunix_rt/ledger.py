@@ -26,6 +26,7 @@ from tunix_rt.models import (
     Block,
     BlockAdded,
     CheckpointAdded,
+    Entry,
     EntryAdded,
     EntryUpdated,
     Event,
@@ -170,6 +171,41 @@ class Writer:
                 return Tail(last_number=json.loads(line)["entry"]["number"], closed=closed)
         return Tail(last_number=0, closed=bool(closed))
 
+    def last_block_entry(self, number: int | None) -> Entry | None:
+        """Entry `number` (None: the latest) folded from the end of the file, if it is the view's last block.
+
+        Returns None whenever the answer needs the whole history: a session, checkpoint, block or
+        other entry after it, a closed milestone, or no such entry in the file.
+        """
+        updates: list[EntryUpdated] = []
+        try:
+            return self._last_block_entry(number, updates)
+        except TunixError:
+            return None  # a damaged line: the full path reads the file and names it
+
+    def _last_block_entry(self, number: int | None, updates: list[EntryUpdated]) -> Entry | None:
+        for line in self.lines_backwards():
+            if b'"kind":"entry_added"' in line:
+                event = parse_line(self.path, 0, line)
+                assert isinstance(event, EntryAdded)
+                if number is not None and event.entry.number != number:
+                    return None  # another entry comes after it
+                entry = event.entry.model_copy(deep=True)
+                for update in reversed(updates):
+                    apply_update(entry, update)
+                return entry
+            if b'"kind":"entry_updated"' in line:
+                event = parse_line(self.path, 0, line)
+                assert isinstance(event, EntryUpdated)
+                if number is None or event.number == number:
+                    updates.append(event)
+                    number = event.number if number is None else number
+                continue
+            if b'"kind":"run_recorded"' in line:
+                continue  # runs are not part of the view
+            return None  # a session, checkpoint, block or the close: not the last block / not open
+        return None
+
     def entry_for_tool_use(self, tool_use_id: str) -> int | None:
         """The number of the newest entry opened for an agent's tool call (searching from the end)."""
         needle = json.dumps(tool_use_id).encode("utf-8")
@@ -278,6 +314,18 @@ def _merge_sections(target: list[Section], added: list[Section]) -> None:
             by_name[copy.name] = copy
 
 
+def apply_update(entry: Entry, event: EntryUpdated) -> None:
+    """One amendment, applied in place (the fold and the fast update path share it)."""
+    if event.status is not None:
+        entry.status = event.status
+        entry.status_text = event.status_text or ""
+    elif event.status_text is not None:
+        entry.status_text = event.status_text
+    _merge_sections(entry.sections, event.sections)
+    if event.checkpoint is not None:
+        entry.checkpoint = event.checkpoint
+
+
 def fold(path: Path, events: list[Event]) -> Milestone:
     """Replays the events into the milestone state (the only place state is derived)."""
     if not events or not isinstance(events[0], MilestoneStarted):
@@ -303,15 +351,7 @@ def fold(path: Path, events: list[Event]) -> Milestone:
         elif isinstance(event, EntryUpdated):
             if event.number not in entry_index:
                 raise TunixError(f"{path}: entry_updated refers to entry {event.number}, which does not exist")
-            entry = state.entries[entry_index[event.number]]
-            if event.status is not None:
-                entry.status = event.status
-                entry.status_text = event.status_text or ""
-            elif event.status_text is not None:
-                entry.status_text = event.status_text
-            _merge_sections(entry.sections, event.sections)
-            if event.checkpoint is not None:
-                entry.checkpoint = event.checkpoint
+            apply_update(state.entries[entry_index[event.number]], event)
         elif isinstance(event, SessionStarted):
             state.timeline.append(TimelineItem(type="session", index=len(state.sessions)))
             state.sessions.append(event.session)

@@ -413,7 +413,7 @@ def add_entry(
         )
         text = views.blocks_text(project, [("entry", entry)])
         w.append(EntryAdded(time=entry.timestamp, entry=entry))
-        views.after_append(project, mid, w, text)
+        views.after_append(project, mid, w, text, last_entry=entry.number)
     return entry
 
 
@@ -440,7 +440,30 @@ def update_entry(
     if canonical is None and text is None and not built and point is None:
         raise TunixError("nothing to update: give --status, --section or --checkpoint")
     mid, path = _ledger_path(project, milestone)
+
+    def amendment(target: int) -> EntryUpdated:
+        return EntryUpdated(
+            time=clock.stamp(),
+            number=target,
+            status=canonical,  # type: ignore[arg-type]
+            status_text=text,
+            sections=built,
+            checkpoint=point,
+            source=source,
+        )
+
     with ledger.writer(path) as w:
+        # Fast path: the entry is the view's last block (the usual case: logging as you go, a hook's
+        # post-call event, `log checkpoint`), folded from the end of the file and swapped in place.
+        last = w.last_block_entry(number)
+        if last is not None:
+            event = amendment(last.number)
+            ledger.apply_update(last, event)
+            block = views.blocks_text(project, [("entry", last)])  # a broken template stops here
+            w.append(event)
+            if not views.replace_last_entry(project, mid, w, block, last.number):
+                views.after_append(project, mid, w, None)
+            return last
         state = _load_held(path, w)
         if state.status == "closed":
             raise TunixError(f"milestone {mid} is closed; start a new milestone for more work")
@@ -451,15 +474,7 @@ def update_entry(
         positions = [i for i, entry in enumerate(state.entries) if entry.number == number]
         if not positions:
             raise TunixError(f"milestone {mid} has no entry {number}")
-        event = EntryUpdated(
-            time=clock.stamp(),
-            number=number,
-            status=canonical,  # type: ignore[arg-type]
-            status_text=text,
-            sections=built,
-            checkpoint=point,
-            source=source,
-        )
+        event = amendment(number)
         updated = ledger.fold(path, [*w.events(), event])
         view = views.full_text(project, updated)  # a broken template stops here, before the append
         w.append(event)

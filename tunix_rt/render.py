@@ -106,8 +106,8 @@ def render_header(env: SandboxedEnvironment, milestone: Milestone) -> str:
     return normalise(render(env, "toolcalls_header.md.j2", milestone=milestone))
 
 
-def render_toolcalls(env: SandboxedEnvironment, milestone: Milestone) -> str:
-    """The whole `M44_toolcalls.md`: the header and every timeline block, in ledger order."""
+def render_toolcalls_parts(env: SandboxedEnvironment, milestone: Milestone) -> list[str]:
+    """The header, then one rendered block per timeline item, in ledger order."""
     collections = {
         "session": milestone.sessions,
         "entry": milestone.entries,
@@ -116,4 +116,9 @@ def render_toolcalls(env: SandboxedEnvironment, milestone: Milestone) -> str:
     }
     parts = [render_header(env, milestone)]
     parts.extend(render_block(env, item.type, collections[item.type][item.index]) for item in milestone.timeline)
-    return "".join(parts)
+    return parts
+
+
+def render_toolcalls(env: SandboxedEnvironment, milestone: Milestone) -> str:
+    """The whole `M44_toolcalls.md`: the header and every timeline block, in ledger order."""
+    return "".join(render_toolcalls_parts(env, milestone))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,19 +35,43 @@ def _cache_path(project: Project, milestone_id: str) -> Path:
     return project.state_dir / "render" / f"{milestone_id}.json"
 
 
-def _read_cache(project: Project, milestone_id: str) -> dict[str, int] | None:
+@dataclass
+class Rendered:
+    """A whole view, and where its last block starts (so an amendment of that block can replace it)."""
+
+    text: str
+    last_offset: int  # byte offset of the last timeline block
+    last_entry: int | None  # the entry number when the last block is an entry
+
+
+def _read_cache(project: Project, milestone_id: str) -> dict[str, Any] | None:
     try:
-        return json.loads(_cache_path(project, milestone_id).read_text(encoding="utf-8"))
+        cache = json.loads(_cache_path(project, milestone_id).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
+    return cache if isinstance(cache, dict) and {"ledger_size", "md_size", "last_offset"} <= cache.keys() else None
 
 
-def _write_cache(project: Project, milestone_id: str, ledger_size: int, md_size: int) -> None:
+def _write_cache(project: Project, milestone_id: str, ledger_size: int, md_size: int, last_offset: int,
+                 last_entry: int | None) -> None:
     path = _cache_path(project, milestone_id)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps({"ledger_size": ledger_size, "md_size": md_size}), encoding="utf-8")
+    tmp.write_text(json.dumps({"ledger_size": ledger_size, "md_size": md_size, "last_offset": last_offset,
+                               "last_entry": last_entry}), encoding="utf-8")
     os.replace(tmp, path)
+
+
+def _fresh(project: Project, milestone_id: str, writer: ledger.Writer, target: Path) -> dict[str, Any] | None:
+    """The cache, if it proves the file on disk is the render of the ledger as it was before this append."""
+    cache = _read_cache(project, milestone_id)
+    try:
+        md_size = target.stat().st_size
+    except OSError:
+        return None
+    if cache is None or cache["ledger_size"] != writer.size_before or cache["md_size"] != md_size:
+        return None
+    return cache
 
 
 def write_atomic(path: Path, text: str) -> None:
@@ -65,9 +90,15 @@ def environment(project: Project):
     return render.environment(project.root / project.settings.templates_dir, project.state_dir / "jinja-cache")
 
 
-def full_text(project: Project, milestone: Milestone) -> str:
+def full_text(project: Project, milestone: Milestone) -> Rendered:
     """The whole view of a folded milestone; a broken template raises before anything is written."""
-    return render.render_toolcalls(environment(project), milestone)
+    parts = render.render_toolcalls_parts(environment(project), milestone)
+    text = "".join(parts)
+    if not milestone.timeline:
+        return Rendered(text, len(text.encode("utf-8")), None)
+    last = milestone.timeline[-1]
+    number = milestone.entries[last.index].number if last.type == "entry" else None
+    return Rendered(text, len(text.encode("utf-8")) - len(parts[-1].encode("utf-8")), number)
 
 
 def blocks_text(project: Project, blocks: list[tuple[str, Any]]) -> str:
@@ -76,10 +107,10 @@ def blocks_text(project: Project, blocks: list[tuple[str, Any]]) -> str:
     return "".join(render.render_block(env, kind, obj) for kind, obj in blocks)
 
 
-def write_full(project: Project, milestone_id: str, writer: ledger.Writer, text: str) -> Path:
+def write_full(project: Project, milestone_id: str, writer: ledger.Writer, view: Rendered) -> Path:
     target = toolcalls_path(writer.path, milestone_id)
-    write_atomic(target, text)
-    _write_cache(project, milestone_id, writer.size, len(text.encode("utf-8")))
+    write_atomic(target, view.text)
+    _write_cache(project, milestone_id, writer.size, len(view.text.encode("utf-8")), view.last_offset, view.last_entry)
     return target
 
 
@@ -91,44 +122,72 @@ def render_full(project: Project, milestone_id: str, ledger_path: Path, held: le
     if held is None:
         with ledger.writer(ledger_path) as w:  # a consistent snapshot, and no writer racing the view
             return render_full(project, milestone_id, ledger_path, w)
-    text = full_text(project, ledger.fold(ledger_path, held.events()))
-    return write_full(project, milestone_id, held, text)
+    view = full_text(project, ledger.fold(ledger_path, held.events()))
+    return write_full(project, milestone_id, held, view)
+
+
+def _lagging(project: Project, milestone_id: str, target: Path, exc: Exception) -> None:
+    """A failure after the append never undoes it: the event is recorded, the view lags until the next write."""
+    try:
+        _cache_path(project, milestone_id).unlink(missing_ok=True)
+    except OSError:
+        pass
+    reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    log.warning("%s was not re-rendered (the event is recorded): %s", project.relative(target), reason)
 
 
 def after_append(
-    project: Project, milestone_id: str, writer: ledger.Writer, text: str | None, *, full_view: str | None = None
+    project: Project,
+    milestone_id: str,
+    writer: ledger.Writer,
+    text: str | None,
+    *,
+    last_entry: int | None = None,
+    full_view: Rendered | None = None,
 ) -> None:
     """Brings the view up to date after `writer` appended, while it still holds the lock.
 
-    `text` is what the append adds to the view, rendered before the append ("" when the view does
-    not change, as for a run event); `None` means a full render, or writing `full_view` when the
-    caller already rendered the whole new view. A failure here never undoes the
-    append: the event is recorded, the view lags (with a warning) until the next write or `render`.
+    `text` is the one block the append adds to the view, rendered before the append (`last_entry`
+    names it when it is an entry), or "" when the view does not change (a run event); `None` means
+    a full render, or writing `full_view` when the caller already rendered the whole new view.
     """
     target = toolcalls_path(writer.path, milestone_id)
     try:
         if full_view is not None:
             write_full(project, milestone_id, writer, full_view)
             return
-        cache = _read_cache(project, milestone_id)
-        try:
-            md_size = target.stat().st_size
-        except OSError:
-            md_size = -1
-        fresh = cache is not None and cache["ledger_size"] == writer.size_before and cache["md_size"] == md_size
-        if text is None or not fresh:
+        cache = _fresh(project, milestone_id, writer, target)
+        if text is None or cache is None:
             render_full(project, milestone_id, writer.path, writer)
             return
-        if text:
-            data = text.encode("utf-8")
-            with open(target, "ab") as handle:
-                handle.write(data)
-            md_size += len(data)
-        _write_cache(project, milestone_id, writer.size, md_size)
+        if not text:  # nothing visible changed
+            _write_cache(project, milestone_id, writer.size, cache["md_size"], cache["last_offset"], cache.get("last_entry"))
+            return
+        data = text.encode("utf-8")
+        with open(target, "ab") as handle:
+            handle.write(data)
+        _write_cache(project, milestone_id, writer.size, cache["md_size"] + len(data), cache["md_size"], last_entry)
     except (TunixError, OSError) as exc:
-        try:
-            _cache_path(project, milestone_id).unlink(missing_ok=True)
-        except OSError:
-            pass
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        log.warning("%s was not re-rendered (the event is recorded): %s", project.relative(target), reason)
+        _lagging(project, milestone_id, target, exc)
+
+
+def replace_last_entry(project: Project, milestone_id: str, writer: ledger.Writer, text: str, number: int) -> bool:
+    """After amending entry `number`, the view's last block, swaps that block for `text`.
+
+    Returns False (and changes nothing) unless the cache proves the file ends with that entry's
+    block exactly where it says; the caller then renders in full.
+    """
+    target = toolcalls_path(writer.path, milestone_id)
+    cache = _fresh(project, milestone_id, writer, target)
+    if cache is None or cache.get("last_entry") != number:
+        return False
+    try:
+        data = text.encode("utf-8")
+        with open(target, "r+b") as handle:
+            handle.truncate(cache["last_offset"])
+            handle.seek(cache["last_offset"])
+            handle.write(data)
+        _write_cache(project, milestone_id, writer.size, cache["last_offset"] + len(data), cache["last_offset"], number)
+    except OSError as exc:
+        _lagging(project, milestone_id, target, exc)
+    return True
