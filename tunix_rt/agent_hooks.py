@@ -73,33 +73,33 @@ def ingest(project: Project, milestone: str | None, payload: HookPayload) -> Ent
     writes a closed entry directly.
     """
     failed = payload.hook_event_name == "PostToolUseFailure"
-    if payload.hook_event_name == "PreToolUse" or payload.tool_use_id is None:
-        status = "in-progress" if payload.hook_event_name == "PreToolUse" else ("failed" if failed else "completed")
-        return milestones.add_entry(
-            project, milestone, title=_title(payload), tools=[payload.tool_name], purpose=_purpose(payload),
-            files=_files(payload.tool_input), status=status, sections=_error_section(payload), source="hook",
-            agent_session_id=payload.session_id, tool_use_id=payload.tool_use_id,
-            status_text=_failure_text(payload) if failed else None,
-        )
+    status = "failed" if failed else "completed"
+    status_text = _failure_text(payload) if failed else None
+    if payload.hook_event_name == "PreToolUse":
+        return _record(project, milestone, payload, "in-progress", None)
     mid = project.resolve_milestone(milestone)
-    with ledger.writer(project.ledger(mid)) as w:
-        number = w.entry_for_tool_use(payload.tool_use_id)
+    number = None
+    if payload.tool_use_id is not None:
+        with ledger.writer(project.ledger(mid)) as w:
+            number = w.entry_for_tool_use(payload.tool_use_id)
     if number is None:  # no pre-call entry: record the finished call on its own
-        return milestones.add_entry(
-            project, mid, title=_title(payload), tools=[payload.tool_name], purpose=_purpose(payload),
-            files=_files(payload.tool_input), status="failed" if failed else "completed",
-            status_text=_failure_text(payload) if failed else None, sections=_error_section(payload), source="hook",
-            agent_session_id=payload.session_id, tool_use_id=payload.tool_use_id,
-        )
+        return _record(project, mid, payload, status, status_text)
     return milestones.update_entry(
-        project, mid, number, status="failed" if failed else "completed",
-        status_text=_failure_text(payload) if failed else None, sections=_error_section(payload), source="hook",
+        project, mid, number, status=status, status_text=status_text, sections=_error_section(payload), source="hook",
+    )
+
+
+def _record(project: Project, milestone: str | None, payload: HookPayload, status: str, status_text: str | None) -> Entry:
+    return milestones.add_entry(
+        project, milestone, title=_title(payload), tools=[payload.tool_name], purpose=_purpose(payload),
+        files=_files(payload.tool_input), status=status, status_text=status_text, sections=_error_section(payload),
+        source="hook", agent_session_id=payload.session_id, tool_use_id=payload.tool_use_id,
     )
 
 
 def _failure_text(payload: HookPayload) -> str:
-    first = (payload.error or "tool call failed").strip().splitlines()[0] if (payload.error or "").strip() else "tool call failed"
-    return f"FAILED — {_shorten(first, 120)}"
+    lines = (payload.error or "").strip().splitlines()
+    return f"FAILED — {_shorten(lines[0], 120) if lines else 'tool call failed'}"
 
 
 def _error_section(payload: HookPayload) -> list[tuple[str, str]]:

@@ -320,7 +320,8 @@ def import_log(
     mid = canonical_milestone(given)
     if phase is not None and phase < 0:
         raise TunixError(f"--phase must be 0 or more, not {phase}")
-    _refuse_existing(project, mid)
+    if not milestone:  # a given id was checked before parsing
+        _refuse_existing(project, mid)
     phase = phase if phase is not None else _latest_phase(project)
     now = clock.stamp()
     events: list[Any] = []
