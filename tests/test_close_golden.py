@@ -21,11 +21,16 @@ GOLDEN = Path(__file__).resolve().parent / "data" / "golden" / "close"
 
 @pytest.fixture
 def pinned(project: Project) -> Project:
-    milestones.start(project, "M44", "Golden close", phase=4)
+    milestones.start(project, "M44", "Golden close", phase=4, accept=["train.final_loss<=0.8"])
     (project.root / "train.py").write_text("print('train')\nprint('more')\n", encoding="utf-8")
     plan = project.root / "ProjectFiles/Milestones/Phase4/M44_plan.md"
     plan.write_text(plan.read_text(encoding="utf-8").replace(
-        "## Objective\n", "## Objective\n\nTrain a tiny model and keep its evidence.\n"), encoding="utf-8")
+        "## Objective\n", "## Objective\n\nTrain a tiny model and keep its evidence.\n")
+        + "\n## Next Steps\n\n- Score the held-out set with the new tokenizer.\n", encoding="utf-8")
+    answers = project.root / "ProjectFiles/Milestones/Phase4/M44_answers.md"
+    answers.write_text(answers.read_text(encoding="utf-8") + "\n## Lessons\n\n- Pin the CPU wheel before anything "
+                       "else resolves torch.\n", encoding="utf-8")
+    milestones.accept(project, "eval.primary_score>=0.3")
     milestones.add_entry(project, "M44", title="Write the trainer", tools=["write"], purpose="code",
                          files=["train.py"], status="completed")
     milestones.add_entry(project, "M44", title="JAX CUDA install", tools=["run_terminal_cmd"], purpose="install JAX",
@@ -47,20 +52,21 @@ def _check(name: str, text: str) -> None:
 
 
 def test_golden_documents(pinned: Project) -> None:
-    result = closing.close(pinned, "M44", no_commit=True, skip_hooks=True)
+    result = closing.close(pinned, "M44", skip_hooks=True)
     baseline = milestones.load(pinned, "M44").baseline.sha
     clean = lambda text: text.replace(baseline, "<BASELINE>").replace(baseline[:12], "<BASELINE>")  # noqa: E731
     _check("M44_summary.md", clean(result.summary))
     _check("M44_audit.md", clean(result.audit))
     _check("commit_message.txt", clean(result.message))
     _check("PROJECT.md", clean((pinned.root / "PROJECT.md").read_text(encoding="utf-8")))
-    assert git(pinned.root, "status", "--porcelain", "--", "PROJECT.md").startswith(" M")
+    assert git(pinned.root, "log", "-1", "--format=%B").rstrip("\n") == result.message.rstrip("\n")
+    assert len(result.summary.splitlines()) <= 200
 
 
 def test_project_template_overrides_the_default(pinned: Project) -> None:
     templates = pinned.root / "templates"
     templates.mkdir()
-    (templates / "summary.md.j2").write_text("# {{ mid }} custom\n\n{{ work.line() }}\n", encoding="utf-8")
+    (templates / "summary.md.j2").write_text("# {{ mid }} custom\n\n{{ work.line }}\n", encoding="utf-8")
     render._environment.cache_clear()  # drop environments cached by earlier tests in this process
     result = closing.close(Project.find(pinned.root), "M44", dry_run=True)
     # train.py (2 lines) and the new template itself (3 lines) are the work

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -81,14 +82,36 @@ def test_a_fixer_fails_once_then_passes_on_the_rerun(gitrepo: Path) -> None:
     assert result.counts() == {"Passed": 1, "Failed": 0, "Skipped": 0}
 
 
-def test_a_hook_that_keeps_failing_restores_the_files(gitrepo: Path) -> None:
-    # Rewrites the file on every run and always fails: the rerun fails too, the bytes come back.
+def test_a_hook_that_keeps_failing_restores_nothing_and_keeps_the_bytes_from_before(gitrepo: Path) -> None:
+    # Rewrites the file on every run and always fails: the rerun fails too. Nothing is put back (the
+    # file may hold the user's own edit made meanwhile); the bytes from before are kept aside.
     _config(gitrepo, "import sys; [open(p,'ab').write(b'z') for p in sys.argv[1:]]; sys.exit(1)", "scribble")
     (gitrepo / "a.txt").write_text("x\n", encoding="utf-8")
-    result = hooks.run_hooks(gitrepo, ["a.txt"])
+    keep = gitrepo / ".git" / "tunix-rt" / "before-hooks"
+    result = hooks.run_hooks(gitrepo, ["a.txt"], keep=keep)
     assert not result.passed and len(result.runs) == 2
     assert [h.id for h in result.failing()] == ["scribble"]
-    assert (gitrepo / "a.txt").read_text() == "x\n"
+    assert (gitrepo / "a.txt").read_text() == "x\nzz"
+    assert (keep / "a.txt").read_text() == "x\n"
+
+
+def test_a_hanging_command_is_killed_with_its_children_at_the_time_limit(tmp_path: Path) -> None:
+    # The child keeps the output pipe open: killing only the shell would leave close waiting forever.
+    started = time.monotonic()
+    result = hooks.run_command(tmp_path, f"{sys.executable} -c \"import time; print('started', flush=True); "
+                                         f"time.sleep(300)\" & wait", timeout=2)
+    assert time.monotonic() - started < 60
+    assert result.returncode == 124 and not result.passed
+    assert "started" in result.output and "time limit of 2 s" in result.output
+
+
+def test_tail_shows_the_last_lines_and_pre_commits_own_log(tmp_path: Path) -> None:
+    log = tmp_path / "pre-commit.log"
+    log.write_text("### version information\nAn unexpected error has occurred: CalledProcessError\n", encoding="utf-8")
+    output = "\n".join(f"line {i}" for i in range(50)) + f"\nCheck the log at {log}\n"
+    shown = hooks.tail(output, 20)
+    assert shown[0] == "line 31" and shown[19] == f"Check the log at {log}"
+    assert shown[-1] == f"[{log}] An unexpected error has occurred: CalledProcessError"
 
 
 def test_no_config_or_no_files_means_not_run(gitrepo: Path) -> None:

@@ -60,11 +60,15 @@ def start(
     title: Annotated[str, typer.Option("--title", "-t", help="What the milestone is about.")],
     phase: Annotated[Optional[int], typer.Option(help="Phase folder number (default: the latest milestone's, else 1).")] = None,
     branch: Annotated[bool, typer.Option("--branch", help="Create and check out milestone/<id>-<slug>.")] = False,
+    accept: Annotated[
+        Optional[list[str]],
+        typer.Option("--accept", help="Acceptance threshold close will hold the runs to, e.g. 'eval.primary_score>=0.4' (repeatable)."),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Start a milestone: record the baseline, scaffold its documents, make it current."""
     project = _project()
-    state = milestones.start(project, milestone, title, phase=phase, branch=branch)
+    state = milestones.start(project, milestone, title, phase=phase, branch=branch, accept=accept or [])
     if as_json:
         print_json(state.model_dump(mode="json"))
         return
@@ -72,6 +76,24 @@ def start(
     sha = state.baseline.sha[:7] if state.baseline.sha else "none (empty repository)"
     typer.echo(f"started {state.id} — {state.title} (phase {state.phase}, baseline {sha})")
     typer.echo(f"documents in {folder}/")
+
+
+@app.command()
+def accept(
+    expression: Annotated[str, typer.Argument(help="KEY OP NUMBER, e.g. 'train.final_loss<=0.5' or 'eval.primary_score>=0.4'.")],
+    milestone: MilestoneOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Register an acceptance threshold; `close` refuses while one is unmet. Set after a run, it is shown as a change."""
+    held = milestones.accept(_project(), expression, milestone=milestone)
+    if as_json:
+        print_json(held.model_dump(mode="json"))
+        return
+    typer.echo(f"accepted {held.threshold.expression}")
+    if held.replaced is not None:
+        typer.echo(f"  replaces {held.replaced.expression}")
+    if held.runs_before:
+        typer.echo(f"  set after run(s) {', '.join(held.runs_before)}: the summary shows it as a later change")
 
 
 @app.command()

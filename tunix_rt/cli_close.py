@@ -11,10 +11,12 @@ def close_command(
     milestone: MilestoneOpt = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the summary and the files it would commit; write nothing.")] = False,
     no_commit: Annotated[
-        bool, typer.Option("--no-commit", help="Write the summary, audit and master doc, then stop (the milestone stays open).")
+        bool, typer.Option("--no-commit", help="Run the gates and write draft summary and audit, then stop (the milestone "
+                           "stays open; the master doc is shown, not written).")
     ] = False,
     skip_hooks: Annotated[bool, typer.Option("--skip-hooks", help="Do not run pre-commit (the summary says so).")] = False,
-    force: Annotated[bool, typer.Option("--force", help="Close although entries are still in progress or planned (recorded).")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Close although entries are open, thresholds unmet or the tests fail, "
+                                        "or replace documents close did not write (all recorded).")] = False,
     tag: Annotated[bool, typer.Option("--tag", help="Add an annotated tag such as m44 to the closing commit.")] = False,
     summary: Annotated[
         Optional[str], typer.Option("--summary", help="Executive summary: TEXT, or @FILE to read it from a file.")
@@ -52,13 +54,17 @@ def close_command(
         typer.echo(result.message, nl=False)
         return
     for path in result.written:
-        typer.echo(f"wrote {path}")
+        typer.echo(f"wrote {path}" + (" (draft)" if result.no_commit else ""))
     if result.no_commit:
+        typer.echo("--- master-doc block the commit would add ---")
+        typer.echo(result.master_block)
         typer.echo(f"{result.milestone} stays open (--no-commit): nothing staged or committed")
         return
     typer.echo(f"closed {result.milestone}: commit {result.commit[:12] if result.commit else '?'} ({len(result.files)} files)"
                + (f", tag {result.tag}" if result.tag else ""))
-    typer.echo(f"  {result.whole.line()}")
+    typer.echo(f"  {result.whole.line}")
+    for unmet in result.unmet:
+        typer.echo(f"  threshold not met (closed with --force): {unmet}")
 
 
 def register(app: typer.Typer) -> None:

@@ -27,7 +27,7 @@ def _command(ctx: typer.Context) -> str:
     from tunix_rt import runs
 
     name = Path(sys.argv[0]).name if sys.argv else ""
-    if name in ("milestone", "milestone.exe", "cli.py", "__main__.py") and "run" in sys.argv[1:]:
+    if name in ("milestone", "milestone.exe", "cli.py", "__main__.py") and {"run", "eval"} & set(sys.argv[1:3]):
         return runs.command_line(["milestone", *sys.argv[1:]])
     args = ["milestone", *ctx.command_path.split()[1:]]
     for key, value in ctx.params.items():
@@ -37,13 +37,13 @@ def _command(ctx: typer.Context) -> str:
     return runs.command_line(args)
 
 
-def _run(ctx: typer.Context, kind: str, plugin: str, config: Path, run: str | None, milestone: str | None,
-         as_json: bool) -> None:
+def _run(ctx: typer.Context, kind: str, plugin: str, config: Path | None, run: str | None, milestone: str | None,
+         as_json: bool, raw: dict | None = None) -> None:
     from tunix_rt import runs
     from tunix_rt.project import Project
 
     project = Project.find()
-    outcome = runs.run(project, milestone, kind, plugin, config, run, command=_command(ctx))  # type: ignore[arg-type]
+    outcome = runs.run(project, milestone, kind, plugin, config, run, command=_command(ctx), raw=raw)  # type: ignore[arg-type]
     if runs.rank_and_world()[0] != 0:
         return  # only rank 0 reports
     if as_json:
@@ -78,6 +78,24 @@ def run_eval(
 ) -> None:
     """Scored evaluation of a trained model (generation, answer extraction, exact/normalised/contains)."""
     _run(ctx, "eval", plugin, config, run, milestone, as_json)
+
+
+eval_app = typer.Typer(help="Evaluation that needs no plugin config: score what exists.", no_args_is_help=True)
+
+
+@eval_app.command("score")
+def eval_score(
+    ctx: typer.Context,
+    predictions: Annotated[Path, typer.Argument(help="JSONL predictions (generated/final_answer/prediction per line).")],
+    eval_set: Annotated[Path, typer.Option("--eval-set", help="JSONL eval set with expected answers.")],
+    model: Annotated[Optional[str], typer.Option("--model", help="The model that made them (default: meta.model).")] = None,
+    run: RunOpt = None,
+    milestone: MilestoneOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Score a predictions file that was never scored into a new evidence folder (same metrics as a plugin eval)."""
+    raw = {"predictions": str(predictions.resolve()), "eval_set": str(eval_set.resolve()), "model": model}
+    _run(ctx, "eval", "score", None, run, milestone, as_json, raw=raw)
 
 
 def plugins_command(as_json: JsonOpt = False) -> None:
@@ -128,5 +146,6 @@ def verify_command(
 
 def register(app: typer.Typer) -> None:
     app.add_typer(run_app, name="run")
+    app.add_typer(eval_app, name="eval")
     app.command("plugins")(plugins_command)
     app.command("verify")(verify_command)

@@ -17,6 +17,10 @@ class CloseSettings(BaseModel):
     master_doc_heading: str | None = Field(
         None, description="Heading before which the Enhancements block is inserted; end of file when unset."
     )
+    timeout_s: float = Field(
+        900, gt=0, le=86400, allow_inf_nan=False,
+        description="Seconds a pre-commit run or the test command may take before close stops it (exit 1).",
+    )
 
 
 class Settings(BaseModel):

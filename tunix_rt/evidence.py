@@ -23,10 +23,21 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from tunix_rt.errors import TunixError
 from tunix_rt.ids import check_run_id, run_prefix
 
+# The evidence contract: the file names of a run folder. Plugins write through the models below and
+# `close` reads through them, so a key is named in one place only.
 MANIFEST = "run_manifest.json"
 ARTIFACTS = "artifacts.json"
 ENV_SNAPSHOT = "env_snapshot.json"
 CONFIG = "config.yaml"
+CONFIG_DEFAULTS = "config_defaults.yaml"  # the plugin's defaults for this kind of run: the summary shows only differences
+METRICS = "metrics.jsonl"
+EVAL_SUMMARY = "eval_summary.json"
+PREDICTIONS = "predictions.jsonl"
+LOSS_CURVE = "loss_curve.png"
+TRAINING_LOG = "training_log.txt"
+EVAL_LOG = "eval_log.txt"
+RUN_FILES = (MANIFEST, CONFIG, CONFIG_DEFAULTS, ENV_SNAPSHOT, TRAINING_LOG, EVAL_LOG, METRICS, EVAL_SUMMARY, PREDICTIONS,
+             LOSS_CURVE, ARTIFACTS)
 
 _PLACEHOLDER = re.compile(
     r"^\s*$|<[^<>]*>|^\s*(todo|tbd|tba|pending|n/?a|none|null|unknown|fixme|xxx|\?+|paste .*)\s*$", re.IGNORECASE
@@ -78,7 +89,7 @@ class DatasetRef(FileRef):
 
 
 class ModelRef(_Strict):
-    source: Literal["hub", "local", "tiny"]
+    source: Literal["hub", "local", "tiny", "external"]  # external: predictions made elsewhere, `id` names the model
     id: str | None = Field(None, description="Hub id, for a hub model.")
     revision: str | None = None
     local_path: str | None = Field(None, description="Folder the weights were loaded from, relative when inside the repo.")
@@ -342,3 +353,142 @@ def verify(project, run: str) -> VerifyReport:
     except TunixError as exc:
         report.manifest_error = str(exc)
     return report
+
+
+# --- the metrics and eval contract ---------------------------------------------------------------
+# A plugin writes `metrics.jsonl` as per-step lines and one final line marked `"final": true`, and
+# `eval_summary.json` as an `EvalSummary`. Unknown keys are kept (`extra="allow"`): a plugin may
+# report more, but the keys below mean the same thing for every plugin, and only they can be named
+# in an acceptance threshold.
+
+
+class _Open(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class StepMetrics(_Open):
+    """One per-step line of `metrics.jsonl`."""
+
+    step: int
+    epoch: float | None = None
+    loss: float | None = Field(None, description="Mean loss per target token over the steps since the previous line.")
+    learning_rate: float | None = None
+    grad_norm: float | None = None
+    tokens_seen: int | None = None
+    elapsed_s: float | None = None
+    eval_loss: float | None = Field(None, description="Held-out loss, on the lines where it was measured.")
+
+
+class FinalMetrics(_Open):
+    """The last line of `metrics.jsonl`: the run's totals; `final` marks it so no reader guesses."""
+
+    final: Literal[True] = True
+    step: int | None = None
+    epoch: float | None = None
+    train_runtime: float | None = Field(None, description="Seconds spent in training steps.")
+    train_samples_per_second: float | None = None
+    train_steps_per_second: float | None = None
+    train_tokens_per_second: float | None = Field(None, description="Non-pad tokens per second.")
+    tokens_seen: int | None = None
+    padding_fraction: float | None = None
+    mfu: float | None = Field(None, description="Model FLOPs utilisation against the measured peak, 0..1.")
+    train_loss: float | None = Field(None, description="Mean loss per target token over the whole run.")
+    first_loss: float | None = None
+    final_loss: float | None = Field(None, description="Loss of the last logged window.")
+    eval_loss: float | None = Field(None, description="Last held-out loss.")
+
+
+class ScoreTotals(_Open):
+    """Counts and rates of one group of scored items."""
+
+    n: int
+    exact: int | None = None
+    exact_rate: float | None = None
+    normalised: int | None = None
+    normalised_rate: float | None = None
+    contains: int | None = None
+    contains_rate: float | None = None
+
+
+class EvalSetRef(_Open):
+    path: str
+    sha256: str
+    n_items: int
+
+
+class EvalSummary(_Open):
+    """`eval_summary.json`: what a scored evaluation found."""
+
+    run_id: str
+    eval_set: EvalSetRef | None = None
+    n_items: int
+    n_scored: int
+    primary_metric: str = Field(description="The `totals` key whose rate is `primary_score`.")
+    primary_score: float
+    totals: ScoreTotals
+    by_section: dict[str, ScoreTotals] = Field(default_factory=dict)
+    by_category: dict[str, ScoreTotals] = Field(default_factory=dict)
+    by_difficulty: dict[str, ScoreTotals] = Field(default_factory=dict)
+    predictions_path: str | None = None
+
+    def primary_label(self) -> str:
+        """`normalised 24/52 (46.2 %)`: the one way the summary, master doc and commit name the score."""
+        hits = getattr(self.totals, self.primary_metric, None)
+        if isinstance(hits, int):
+            return f"{self.primary_metric} {hits}/{self.totals.n} ({self.primary_score * 100:.1f} %)"
+        return f"{self.primary_metric} {self.primary_score:.4g}"
+
+
+@dataclass
+class MetricsFile:
+    """`metrics.jsonl` read back: the per-step lines and the final line (None while a run is unfinished)."""
+
+    steps: list[StepMetrics]
+    final: FinalMetrics | None
+
+
+def metrics_line(record: StepMetrics | FinalMetrics) -> str:
+    """One line of `metrics.jsonl`; non-finite numbers are refused (bare NaN is not JSON)."""
+    return json.dumps(record.model_dump(mode="json", exclude_none=True), allow_nan=False)
+
+
+def read_metrics(path: Path) -> MetricsFile:
+    """Reads `metrics.jsonl` through the contract. Lines that are not JSON objects are skipped.
+
+    Evidence written before the final line was marked (runs of tunix-rt 0.1) carried `train_runtime`
+    on its final line and no `final` key: that one shape is still read as final.
+    """
+    steps: list[StepMetrics] = []
+    final: FinalMetrics | None = None
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return MetricsFile(steps, None)
+    for line in lines:
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if not isinstance(record, dict):
+            continue
+        try:
+            if record.get("final") is True or ("final" not in record and "train_runtime" in record):
+                record["final"] = True
+                final = FinalMetrics.model_validate(record)
+            elif isinstance(record.get("step"), int):
+                steps.append(StepMetrics.model_validate(record))
+        except ValidationError:
+            continue
+    return MetricsFile(steps, final)
+
+
+def read_eval_summary(path: Path) -> EvalSummary | None:
+    """`eval_summary.json` through the contract, or None when absent or not of its shape."""
+    try:
+        return EvalSummary.model_validate_json(path.read_bytes())
+    except (OSError, ValidationError):
+        return None
+
+
+def write_eval_summary(path: Path, summary: EvalSummary) -> None:
+    write_json(path, summary.model_dump(mode="json", exclude_none=True))

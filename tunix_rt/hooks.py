@@ -2,7 +2,13 @@
 
 Output is captured as UTF-8 with LF line ends (never the console's code page), so it can be quoted
 in an error message or a summary as is. Hooks run on an explicit file list (`pre-commit run
---files`), which neither stashes unstaged changes nor needs anything staged.
+--files`), which neither stashes unstaged changes nor needs anything staged. Every subprocess runs
+in its own process group under a time limit (`close.timeout_s`): on expiry the whole group is
+killed, so a hook that spawned a server or hangs on input cannot hang `close`.
+
+A failed hook run restores nothing: what a fixer rewrote stays, as with `git commit`, because a
+file that changed while hooks ran may hold the user's own edit. The bytes from before the hooks
+are kept under `.git/tunix-rt/before-hooks/` so nothing is lost either way.
 """
 
 from __future__ import annotations
@@ -10,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -131,58 +138,72 @@ def parse_report(output: str) -> list[Hook]:
     return hooks
 
 
-def run_precommit(root: Path, files: list[str]) -> HookRun:
+def _run(cmd: list[str] | str, root: Path, env: dict[str, str], timeout: float | None) -> tuple[int, str]:
+    """Runs `cmd` in its own process group; on timeout kills the group and returns 124 with what it printed."""
+    posix = hasattr(os, "killpg")
+    try:
+        proc = subprocess.Popen(cmd, cwd=root, env=env, shell=isinstance(cmd, str), stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=posix)
+    except OSError as exc:
+        return 127, f"cannot run {cmd if isinstance(cmd, str) else cmd[0]}: {exc.strerror}"
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        if posix:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        else:
+            proc.kill()
+        out, _ = proc.communicate()
+        return 124, _text(out or b"") + f"\n(stopped after the time limit of {timeout:g} s: close.timeout_s)\n"
+    return proc.returncode, _text(out)
+
+
+def run_precommit(root: Path, files: list[str], *, timeout: float | None = None) -> HookRun:
     """Runs every configured hook on `files` once; notes which of them the hooks rewrote."""
     before = {path: _digest(root / path) for path in files}
     env = dict(os.environ, PYTHONIOENCODING="utf-8", PYTHONUTF8="1", NO_COLOR="1")
     cmd = [sys.executable, "-m", "pre_commit", "run", "--color", "never", "--files", *files]
-    try:
-        done = subprocess.run(cmd, cwd=root, capture_output=True, env=env, check=False)
-    except OSError as exc:
-        return HookRun(returncode=127, output=f"cannot run pre-commit: {exc.strerror}")
-    output = _text(done.stdout) + _text(done.stderr)
+    returncode, output = _run(cmd, root, env, timeout)
     modified = [path for path in files if _digest(root / path) != before[path]]
-    return HookRun(returncode=done.returncode, output=output, hooks=parse_report(output), modified=modified)
+    return HookRun(returncode=returncode, output=output, hooks=parse_report(output), modified=modified)
 
 
-def snapshot(root: Path, files: list[str]) -> dict[str, bytes | None]:
-    """The bytes of each file, to put the tree back if the hooks fail for good."""
-    saved: dict[str, bytes | None] = {}
+def keep_copies(root: Path, files: list[str], folder: Path) -> None:
+    """The bytes of each file before the hooks ran, under `folder` (replacing the previous close's copies)."""
+    import shutil
+
+    shutil.rmtree(folder, ignore_errors=True)
     for path in files:
         try:
-            saved[path] = (root / path).read_bytes()
+            data = (root / path).read_bytes()
         except OSError:
-            saved[path] = None
-    return saved
+            continue
+        target = folder / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
 
 
-def restore(root: Path, saved: dict[str, bytes | None], changed: list[str]) -> None:
-    for path in changed:
-        data = saved.get(path)
-        if data is not None:
-            (root / path).write_bytes(data)
-
-
-def run_hooks(root: Path, files: list[str]) -> HooksResult:
+def run_hooks(root: Path, files: list[str], *, timeout: float | None = None, keep: Path | None = None) -> HooksResult:
     """Hooks on the milestone's work; if they rewrote files, once more on the rewritten tree.
 
     A fixer (end-of-file, trailing whitespace) fails the first run by design and passes the second.
-    If the second run still fails, the files are put back as they were before the first run, so a
-    refused close leaves the work tree as it found it.
+    Nothing is restored on failure (see the module docstring); `keep` receives the bytes from before.
     """
     if not has_config(root):
         return HooksResult(ran=False, skipped_reason=f"no {CONFIG}")
     existing = [path for path in files if (root / path).is_file()]
     if not existing:
         return HooksResult(ran=False, skipped_reason="no files to check")
-    saved = snapshot(root, existing)
+    if keep is not None:
+        keep_copies(root, existing, keep)
     result = HooksResult(ran=True, files=existing)
-    first = run_precommit(root, existing)
+    first = run_precommit(root, existing, timeout=timeout)
     result.runs.append(first)
-    if not first.passed and first.modified:
-        result.runs.append(run_precommit(root, existing))
-    if not result.passed:
-        restore(root, saved, result.modified)
+    if not first.passed and first.modified and first.returncode != 124:
+        result.runs.append(run_precommit(root, existing, timeout=timeout))
     return result
 
 
@@ -196,14 +217,20 @@ def parse_counts(output: str) -> dict[str, int]:
 
 
 def run_command(root: Path, command: str, *, timeout: float | None = None) -> CommandResult:
-    """Runs the project's test command through the shell in the repository root."""
+    """Runs the project's test command through the shell in the repository root, under the time limit."""
     env = dict(os.environ, PYTHONIOENCODING="utf-8", NO_COLOR="1")
-    try:
-        done = subprocess.run(
-            command, shell=True, cwd=root, capture_output=True, env=env, check=False, timeout=timeout
-        )
-    except subprocess.TimeoutExpired as exc:
-        output = _text(exc.stdout or b"") + _text(exc.stderr or b"")
-        return CommandResult(command=command, returncode=124, output=output + f"\n(timed out after {timeout} s)")
-    output = _text(done.stdout) + _text(done.stderr)
-    return CommandResult(command=command, returncode=done.returncode, output=output, counts=parse_counts(output))
+    returncode, output = _run(command, root, env, timeout)
+    return CommandResult(command=command, returncode=returncode, output=output, counts=parse_counts(output))
+
+
+def tail(output: str, lines: int = 20) -> list[str]:
+    """The last `lines` non-empty lines of a tool's output, plus pre-commit's own log when it points there."""
+    shown = [line for line in output.strip().splitlines() if line.strip()][-lines:]
+    match = re.search(r"Check the log at (\S+)", output)
+    if match:
+        try:
+            log_lines = Path(match.group(1)).read_text(encoding="utf-8", errors="replace").strip().splitlines()
+        except OSError:
+            log_lines = []
+        shown += [f"[{match.group(1)}] {line}" for line in log_lines[-lines:]]
+    return shown

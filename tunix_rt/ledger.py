@@ -23,6 +23,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from tunix_rt.errors import TunixError
 from tunix_rt.models import (
+    AcceptedThreshold,
     Block,
     BlockAdded,
     CheckpointAdded,
@@ -36,6 +37,7 @@ from tunix_rt.models import (
     RunRecorded,
     Section,
     SessionStarted,
+    ThresholdAccepted,
     TimelineItem,
 )
 
@@ -367,12 +369,25 @@ def fold(path: Path, events: list[Event]) -> Milestone:
             else:
                 run_index[event.run.id] = len(state.runs)
                 state.runs.append(event.run)
+        elif isinstance(event, ThresholdAccepted):
+            _accept(state, event)
         elif isinstance(event, MilestoneClosed):
             state.status = "closed"
             state.closed = event.closed
         elif isinstance(event, MilestoneStarted):
             raise TunixError(f"{path}: a second milestone_started event")
     return state
+
+
+def _accept(state: Milestone, event: ThresholdAccepted) -> None:
+    """A threshold on a key that already has one replaces it; the change stays visible."""
+    new = AcceptedThreshold(threshold=event.threshold, time=event.time, runs_before=event.runs_before)
+    for i, held in enumerate(state.thresholds):
+        if held.threshold.key == event.threshold.key:
+            new.replaced = held.threshold
+            state.thresholds[i] = new
+            return
+    state.thresholds.append(new)
 
 
 def load(path: Path) -> Milestone:

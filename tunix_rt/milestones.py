@@ -19,6 +19,7 @@ from tunix_rt.models import (
     ENTRY_FIELD_LABELS,
     STATUS_DISPLAY,
     STATUSES,
+    AcceptedThreshold,
     Baseline,
     Block,
     BlockAdded,
@@ -35,6 +36,7 @@ from tunix_rt.models import (
     Session,
     SessionStarted,
     Source,
+    ThresholdAccepted,
 )
 from tunix_rt.project import Project
 from tunix_rt.redact import redact
@@ -257,10 +259,24 @@ def _create(
     return state
 
 
-def start(project: Project, milestone_id: str, title: str, *, phase: int | None = None, branch: bool = False) -> Milestone:
-    """Starts a milestone: refuses an existing id, records the baseline, scaffolds, makes it current."""
+def start(
+    project: Project,
+    milestone_id: str,
+    title: str,
+    *,
+    phase: int | None = None,
+    branch: bool = False,
+    accept: Iterable[str] = (),
+) -> Milestone:
+    """Starts a milestone: refuses an existing id, records the baseline, scaffolds, makes it current.
+
+    `accept` registers acceptance thresholds before any run exists (see `tunix_rt/thresholds.py`).
+    """
+    from tunix_rt import thresholds
+
     mid = canonical_milestone(milestone_id)
     title = required(title, "--title", one_line=True)
+    accepted = [thresholds.parse(expression) for expression in accept]
     if phase is not None and phase < 0:
         raise TunixError(f"--phase must be 0 or more, not {phase}")
     _refuse_existing(project, mid)
@@ -271,7 +287,24 @@ def start(project: Project, milestone_id: str, title: str, *, phase: int | None 
         vcs.create_branch(vcs.open_repo(project.root), f"milestone/{mid}-{slug(title)}")
     now = clock.stamp()
     session = SessionStarted(time=now, session=Session(number=1, date=now[:10], started=now))
-    return _create(project, mid, title, phase, [session], source="cli")
+    registered = [ThresholdAccepted(time=now, threshold=threshold) for threshold in accepted]
+    return _create(project, mid, title, phase, [session, *registered], source="cli")
+
+
+def accept(project: Project, expression: str, *, milestone: str | None = None) -> AcceptedThreshold:
+    """Registers (or changes) an acceptance threshold; one set after a run is recorded as such."""
+    from tunix_rt import thresholds
+
+    threshold = thresholds.parse(expression)
+    mid, path = _ledger_path(project, milestone)
+    with ledger.writer(path) as w:
+        state = _load_held(path, w)
+        if state.status == "closed":
+            raise TunixError(f"milestone {mid} is closed; thresholds judge a milestone before it closes")
+        w.append(ThresholdAccepted(time=clock.stamp(), threshold=threshold, runs_before=[r.id for r in state.runs]))
+        views.after_append(project, mid, w, "")
+        state = _load_held(path, w)
+    return next(t for t in state.thresholds if t.threshold.key == threshold.key)
 
 
 def _redact_item(item: Any, what: str) -> Any:

@@ -154,6 +154,30 @@ class Run(Model):
     metrics: dict[str, Any] = Field(default_factory=dict)
 
 
+ThresholdOp = Literal[">=", "<=", ">", "<", "=="]
+
+
+class Threshold(Model):
+    """An acceptance threshold such as `eval.primary_score>=0.4`, registered before the runs it judges."""
+
+    key: str  # `train.<final metrics key>` or `eval.<eval_summary.json key path>`
+    op: ThresholdOp
+    value: float
+
+    @property
+    def expression(self) -> str:
+        return f"{self.key}{self.op}{self.value:g}"
+
+
+class AcceptedThreshold(Model):
+    """A threshold as the milestone holds it: when it was registered and which runs already existed."""
+
+    threshold: Threshold
+    time: str
+    runs_before: list[str] = Field(default_factory=list)  # non-empty: set or changed after these runs
+    replaced: Threshold | None = None  # the earlier threshold on the same key, when this one changed it
+
+
 class ClosedInfo(Model):
     """What `close` recorded; the commit SHA is found later through the `Milestone:` trailer."""
 
@@ -161,6 +185,7 @@ class ClosedInfo(Model):
     forced: bool = False
     open_entries: list[int] = Field(default_factory=list)
     skipped_hooks: bool = False
+    unmet_thresholds: list[str] = Field(default_factory=list)  # closed anyway with --force
 
 
 # --- ledger events --------------------------------------------------------------------------
@@ -220,6 +245,14 @@ class RunRecorded(_Event):
     run: Run
 
 
+class ThresholdAccepted(_Event):
+    """`start --accept` or `milestone accept`: a threshold that `close` will hold the runs to."""
+
+    kind: Literal["threshold_accepted"] = "threshold_accepted"
+    threshold: Threshold
+    runs_before: list[str] = Field(default_factory=list)
+
+
 class MilestoneClosed(_Event):
     kind: Literal["milestone_closed"] = "milestone_closed"
     closed: ClosedInfo
@@ -234,6 +267,7 @@ Event = Annotated[
         CheckpointAdded,
         BlockAdded,
         RunRecorded,
+        ThresholdAccepted,
         MilestoneClosed,
     ],
     Field(discriminator="kind"),
@@ -272,6 +306,7 @@ class Milestone(Model):
     checkpoints: list[Checkpoint] = Field(default_factory=list)
     blocks: list[Block] = Field(default_factory=list)
     runs: list[Run] = Field(default_factory=list)
+    thresholds: list[AcceptedThreshold] = Field(default_factory=list)
     timeline: list[TimelineItem] = Field(default_factory=list)
     closed: ClosedInfo | None = None
     commit: str | None = None

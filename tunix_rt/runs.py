@@ -80,6 +80,32 @@ def dump_config(config: Any, project: Project | None = None) -> str:
     return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
 
 
+def config_defaults(config: Any) -> dict[str, Any] | None:
+    """The defaults of a pydantic config class, as a mapping (required fields left out); None for other configs.
+
+    Written beside `config.yaml` so the summary can show only what a run changed, without loading the plugin.
+    """
+    from pydantic import BaseModel
+
+    def walk(model: type[BaseModel]) -> dict[str, Any]:
+        found: dict[str, Any] = {}
+        for name, info in model.model_fields.items():
+            if info.is_required():
+                annotation = info.annotation
+                if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+                    found[name] = walk(annotation)
+                continue
+            value = info.get_default(call_default_factory=True)
+            found[name] = value.model_dump(mode="json") if isinstance(value, BaseModel) else value
+        return found
+
+    if not isinstance(config, BaseModel):
+        return None
+    import json
+
+    return json.loads(json.dumps(walk(type(config)), default=str))
+
+
 def relativise(project: Project, value: Any) -> Any:
     """Absolute paths inside the repository become relative with '/' (how every path is stored)."""
     if isinstance(value, dict):
@@ -205,8 +231,13 @@ def command_line(argv: list[str] | None = None) -> str:
 # --- the use case ----------------------------------------------------------------------------------
 
 
-def validate(project: Project, milestone: str | None, kind: Kind, plugin_name: str, config_path: Path, run_id: str | None):
-    """Every check that needs no model: milestone, plugin, config, data, run id. Writes nothing."""
+def validate(project: Project, milestone: str | None, kind: Kind, plugin_name: str, config_path: Path | None,
+             run_id: str | None, raw: dict[str, Any] | None = None):
+    """Every check that needs no model: milestone, plugin, config, data, run id. Writes nothing.
+
+    `raw` is a config given as a mapping (a command such as `eval score` builds it from its options);
+    then `config_path` is None and the run's own `config.yaml` is what the manifest points at.
+    """
     from tunix_rt import milestones, plugins
 
     mid = project.resolve_milestone(milestone)
@@ -216,9 +247,11 @@ def validate(project: Project, milestone: str | None, kind: Kind, plugin_name: s
     plugin = plugins.load(plugin_name)
     if kind not in plugin.capabilities:
         raise TunixError(f"plugin {plugin.name!r} cannot {kind} (capabilities: {', '.join(plugin.capabilities)})")
-    config_path = config_path if config_path.is_absolute() else (Path.cwd() / config_path)
-    raw = read_config(config_path)
-    config = plugin.validate_config(kind, raw, config_path.parent)
+    if raw is None:
+        assert config_path is not None
+        config_path = config_path if config_path.is_absolute() else (Path.cwd() / config_path)
+        raw = read_config(config_path)
+    config = plugin.validate_config(kind, raw, config_path.parent if config_path is not None else Path.cwd())
     if run_id is not None:
         evidence.check_new_run(project, run_id)
     project.check_inside(project.runs_dir)
@@ -230,16 +263,17 @@ def run(
     milestone: str | None,
     kind: Kind,
     plugin_name: str,
-    config_path: Path,
+    config_path: Path | None,
     run_id: str | None = None,
     *,
     command: str | None = None,
     stream: TextIO | None = None,
+    raw: dict[str, Any] | None = None,
 ) -> Outcome:
     """Runs a plugin's training or evaluation into a new evidence folder and records it in the ledger."""
     rank, world = rank_and_world()
     try:
-        mid, plugin, config_path, config = validate(project, milestone, kind, plugin_name, config_path, run_id)
+        mid, plugin, config_path, config = validate(project, milestone, kind, plugin_name, config_path, run_id, raw)
         prepared = plugin.prepare(kind, config)
     except TunixError as exc:
         if rank == 0 and world > 1:
@@ -266,7 +300,8 @@ def _run_main(project, mid, kind, plugin, config_path, config, prepared, run_id,
 
     repo = vcs.open_repo(project.root)
     git_ref = evidence.GitRef(sha=vcs.head_sha(repo), dirty=vcs.is_dirty(repo))
-    config_ref = evidence.FileRef(path=_stored_path(project, config_path), sha256=evidence.sha256_file(config_path))
+    config_ref = (evidence.FileRef(path=_stored_path(project, config_path), sha256=evidence.sha256_file(config_path))
+                  if config_path is not None else None)
     try:
         run_id, run_dir = evidence.allocate(project, mid, run_id)
     except TunixError as exc:
@@ -278,6 +313,12 @@ def _run_main(project, mid, kind, plugin, config_path, config, prepared, run_id,
     started_at = clock.stamp()
     t0 = time.monotonic()
     evidence.write_text(run_dir / evidence.CONFIG, dump_config(config, project))
+    if config_ref is None:  # a config given as options: the run's own copy is the config of record
+        config_ref = evidence.FileRef(path=project.relative(run_dir / evidence.CONFIG),
+                                      sha256=evidence.sha256_file(run_dir / evidence.CONFIG))
+    defaults = config_defaults(config)
+    if defaults is not None:
+        evidence.write_text(run_dir / evidence.CONFIG_DEFAULTS, dump_config(defaults))
     rel_dir = project.relative(run_dir)
     entry = milestones.add_entry(
         project,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -266,6 +267,24 @@ def lfs_paths(repo: git.Repo, paths: list[str]) -> set[str]:
     return found
 
 
+def clean_filtered(repo: git.Repo, paths: list[str]) -> set[str]:
+    """The subset of `paths` that git passes through a configured clean filter (LFS when installed): their
+    committed blob is what the filter makes of them, so only the staged blob can be sized."""
+    found: set[str] = set()
+    for start in range(0, len(paths), 500):
+        chunk = paths[start : start + 500]
+        fields = repo.git.check_attr("-z", "filter", "--", *chunk).split("\0")
+        for i in range(0, len(fields) - 2, 3):
+            name = fields[i + 2]
+            if name in ("unspecified", "unset", "set", ""):
+                continue
+            status, out, _ = repo.git.config("--get", f"filter.{name}.clean", with_extended_output=True,
+                                             with_exceptions=False)
+            if status == 0 and out.strip():
+                found.add(fields[i])
+    return found
+
+
 def tag_exists(repo: git.Repo, name: str) -> bool:
     status, _, _ = repo.git.rev_parse(
         "--verify", "--quiet", f"refs/tags/{name}", with_extended_output=True, with_exceptions=False
@@ -306,24 +325,99 @@ def clear_stale_close_lock(repo: git.Repo) -> None:
         pass
     except PermissionError:
         return
-    # Killed after moving HEAD but before installing its index: the private index is exactly the
-    # new commit's tree, so installing it finishes the step (otherwise `git status` stays wrong).
+    # Killed after moving HEAD but before updating the user's index: the private index is exactly the
+    # new commit's tree. The committed paths (still listed in the .paths file) are reset in the user's
+    # index to the commit, which finishes the step and keeps whatever else the user had staged.
+    spec = tmp_index.with_suffix(".paths")
+    finish = False
     if tmp_index.exists() and head_sha(repo) is not None:
         tree = repo.git.write_tree(env={"GIT_INDEX_FILE": str(tmp_index)}, with_exceptions=False).strip()
-        if tree and tree == repo.git.rev_parse("HEAD^{tree}").strip():
-            os.replace(tmp_index, Path(repo.git_dir) / "index")
-    for path in (lock, tmp_index, pid_file):
+        finish = bool(tree) and tree == repo.git.rev_parse("HEAD^{tree}").strip()
+    lock.unlink(missing_ok=True)
+    if finish and spec.exists():
+        repo.git.reset("-q", "HEAD", f"--pathspec-from-file={spec}", "--pathspec-file-nul",
+                       env={"GIT_LITERAL_PATHSPECS": "1"}, with_exceptions=False)
+    elif finish:
+        os.replace(tmp_index, Path(repo.git_dir) / "index")
+    for path in (tmp_index, pid_file, spec, tmp_index.with_suffix(".user")):
         path.unlink(missing_ok=True)
 
 
-def commit_paths(repo: git.Repo, paths: list[str], message: str, *, tag: str | None = None) -> str:
-    """Stages exactly `paths` (additions, changes, deletions) and makes one commit; all or nothing.
+# States in which git itself would not make a plain commit: close refuses them up front.
+_OPERATIONS = (
+    ("MERGE_HEAD", "a merge"),
+    ("rebase-merge", "a rebase"),
+    ("rebase-apply", "a rebase or `git am`"),
+    ("CHERRY_PICK_HEAD", "a cherry-pick"),
+    ("REVERT_HEAD", "a revert"),
+    ("BISECT_LOG", "a bisect"),
+)
 
-    Works on a private copy of the index while holding `.git/index.lock` (the lock git itself
-    honours), writes the tree and the commit object, moves HEAD's branch with a compare-and-swap
-    `update-ref`, adds the annotated tag, and only then installs the new index. Any failure before
-    that point removes the lock and the copy: HEAD, the index and the refs are as they were.
-    Git's own commit hooks do not run; `close` runs the project's pre-commit hooks itself.
+
+def operation_in_progress(repo: git.Repo) -> str | None:
+    """Why a commit now would be wrong: an unfinished merge/rebase/cherry-pick/revert/bisect, or unmerged paths."""
+    git_dir = Path(repo.git_dir)
+    for name, what in _OPERATIONS:
+        if (git_dir / name).exists():
+            return f"{what} is in progress (finish or abort it first)"
+    unmerged = sorted({line.split("\t", 1)[1] for line in repo.git.ls_files("-u").splitlines() if "\t" in line})
+    if unmerged:
+        shown = ", ".join(unmerged[:5]) + (f" and {len(unmerged) - 5} more" if len(unmerged) > 5 else "")
+        return f"unresolved conflicts in {shown} (resolve and `git add` them first)"
+    return None
+
+
+def signing_requested(repo: git.Repo) -> bool:
+    """`commit.gpgSign` as git reads it: close signs whenever `git commit` would."""
+    status, out, _ = repo.git.config("--bool", "--get", "commit.gpgsign", with_extended_output=True,
+                                     with_exceptions=False)
+    return status == 0 and out.strip() == "true"
+
+
+@dataclass(frozen=True)
+class StagedBlob:
+    """One file exactly as the commit will hold it (after git's clean filters, LFS included)."""
+
+    path: str
+    sha: str
+    size: int
+    data: bytes
+
+
+def _staged_blobs(repo: git.Repo, env: dict[str, str], paths: list[str]) -> list[StagedBlob]:
+    wanted = set(paths)
+    entries = []
+    for record in repo.git.ls_files("-s", "-z", env=env).split("\0"):
+        if not record:
+            continue
+        meta, path = record.split("\t", 1)
+        mode, sha, _ = meta.split()
+        if path in wanted and mode != "160000":  # submodules hold no bytes of their own
+            entries.append((path, sha))
+    blobs = []
+    for path, sha in entries:
+        data = repo.odb.stream(bytes.fromhex(sha)).read()
+        blobs.append(StagedBlob(path, sha, len(data), data))
+    return blobs
+
+
+def commit_paths(
+    repo: git.Repo,
+    paths: list[str],
+    message: str,
+    *,
+    tag: str | None = None,
+    inspect: Callable[[list[StagedBlob]], None] | None = None,
+) -> str:
+    """Stages exactly `paths` (additions, changes, deletions, on top of HEAD) and makes one commit; all or nothing.
+
+    Works on a private index built from HEAD's tree (never a copy of the user's index: a file the user
+    staged for another reason must not ride along) while holding `.git/index.lock`. `inspect` sees the
+    exact blobs the commit will hold and may raise to refuse it (the secret and size gate). Then the
+    tree and the commit object (signed when `commit.gpgSign` asks for it), HEAD's branch moved with a
+    compare-and-swap `update-ref`, the annotated tag, and last the user's index updated for exactly
+    these paths, keeping everything else it had staged. Any failure before HEAD moves leaves HEAD,
+    the index and the refs as they were. Git's own commit hooks do not run; `close` runs pre-commit.
     """
     import os
     import shutil
@@ -338,35 +432,45 @@ def commit_paths(repo: git.Repo, paths: list[str], message: str, *, tag: str | N
     os.close(fd)
     pid_file.write_text(f"{os.getpid()}\n", encoding="utf-8")
     real_index = Path(repo.git_dir) / "index"
+    user_index = tmp_index.with_suffix(".user")
     parent = head_sha(repo)
     moved = False
     try:
-        if real_index.exists():
-            shutil.copyfile(real_index, tmp_index)
-        else:
-            tmp_index.unlink(missing_ok=True)
         env = {"GIT_INDEX_FILE": str(tmp_index), "GIT_LITERAL_PATHSPECS": "1"}
+        tmp_index.unlink(missing_ok=True)
+        if parent:
+            repo.git.read_tree(parent, env=env)
         spec = tmp_index.with_suffix(".paths")
         spec.write_bytes(b"".join(p.encode("utf-8") + b"\0" for p in paths))
         try:
             repo.git.add("-A", f"--pathspec-from-file={spec}", "--pathspec-file-nul", env=env)
+            if inspect is not None:
+                inspect(_staged_blobs(repo, env, paths))
+            tree = repo.git.write_tree(env=env).strip()
+            msg_file = tmp_index.with_suffix(".msg")
+            msg_file.write_text(message, encoding="utf-8")
+            try:
+                sign = ["-S"] if signing_requested(repo) else []
+                args = [tree] + (["-p", parent] if parent else []) + sign + ["-F", str(msg_file)]
+                commit = repo.git.commit_tree(*args).strip()
+            finally:
+                msg_file.unlink(missing_ok=True)
+            subject = message.splitlines()[0]
+            reflog = f"commit{'' if parent else ' (initial)'}: {subject}"
+            repo.git.update_ref("-m", reflog, "HEAD", commit, parent or _ZERO_SHA)
+            moved = True
+            if tag:
+                repo.git.tag("-a", tag, "-m", subject, commit)
+            # The user's index: what it had, with exactly the committed paths set to the commit's blobs.
+            if real_index.exists():
+                shutil.copyfile(real_index, user_index)
+                user_env = {"GIT_INDEX_FILE": str(user_index), "GIT_LITERAL_PATHSPECS": "1"}
+                repo.git.reset("-q", commit, f"--pathspec-from-file={spec}", "--pathspec-file-nul", env=user_env)
+                os.replace(user_index, real_index)
+            else:
+                os.replace(tmp_index, real_index)
         finally:
             spec.unlink(missing_ok=True)
-        tree = repo.git.write_tree(env=env).strip()
-        msg_file = tmp_index.with_suffix(".msg")
-        msg_file.write_text(message, encoding="utf-8")
-        try:
-            args = [tree] + (["-p", parent] if parent else []) + ["-F", str(msg_file)]
-            commit = repo.git.commit_tree(*args).strip()
-        finally:
-            msg_file.unlink(missing_ok=True)
-        subject = message.splitlines()[0]
-        reflog = f"commit{'' if parent else ' (initial)'}: {subject}"
-        repo.git.update_ref("-m", reflog, "HEAD", commit, parent or _ZERO_SHA)
-        moved = True
-        if tag:
-            repo.git.tag("-a", tag, "-m", subject, commit)
-        os.replace(tmp_index, real_index)
         return commit
     except Exception as exc:
         if moved:  # put the branch back where it was
@@ -383,5 +487,6 @@ def commit_paths(repo: git.Repo, paths: list[str], message: str, *, tag: str | N
         raise
     finally:
         tmp_index.unlink(missing_ok=True)
+        user_index.unlink(missing_ok=True)
         pid_file.unlink(missing_ok=True)
         lock.unlink(missing_ok=True)
