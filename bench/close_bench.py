@@ -26,7 +26,7 @@ RUNS = 3
 
 def make_repo(root: Path) -> None:
     sys.path.insert(0, str(HERE.parent / "tests"))
-    from test_close import make_run  # the same evidence folders the tests use
+    from _close_support import make_run  # the same evidence folders the tests use
 
     from history import append_entries
 

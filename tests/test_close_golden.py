@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from test_close import git, make_run
+from _close_support import git, make_run
 from tunix_rt import closing, milestones, render
 from tunix_rt.project import Project
 

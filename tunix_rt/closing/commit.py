@@ -33,7 +33,7 @@ class LedgerMoved(Exception):
 def commit_files(facts: Facts) -> list[str]:
     """The work since the baseline, the milestone's evidence and documents: nothing of another milestone."""
     rows = facts.changes.work + facts.changes.own
-    return sorted({r.path for r in rows} | set(facts.layout.documents))
+    return sorted({r.path for r in rows} | set(facts.changes.since_head) | set(facts.layout.documents))
 
 
 def write_documents(project: Project, facts: Facts, documents: Documents, *, master: bool) -> dict[str, bytes | None]:

@@ -91,6 +91,7 @@ class Changes:
     own: list[FileRow]
     left_alone: list[str]  # dirty before start and unchanged since
     others: list[tuple[str, str]]  # (path, other milestone id): never swept into this close
+    since_head: list[str]  # what differs from HEAD now (the commit is made on HEAD, not on the baseline)
 
 
 @dataclass
@@ -182,6 +183,9 @@ def unchanged_since_start(project: Project, repo: Any, state: Milestone) -> set[
 def changes(project: Project, repo: Any, state: Milestone, lay: Layout) -> Changes:
     """git's numbers since the baseline, split by whose they are."""
     left_alone = unchanged_since_start(project, repo, state)
+    head = vcs.head_sha(repo)
+    since_head = [s.path for s in vcs.changed_since(repo, head)
+                  if s.path not in left_alone and lay.owner(s.path) is None] if head != state.baseline.sha else []
     work: list[FileRow] = []
     own: list[FileRow] = []
     others: list[tuple[str, str]] = []
@@ -194,7 +198,7 @@ def changes(project: Project, repo: Any, state: Milestone, lay: Layout) -> Chang
             continue
         row = FileRow(stat.path, stat.change, stat.insertions, stat.deletions, lay.group(stat.path))
         (work if row.group == "work" else own).append(row)
-    return Changes(work, own, sorted(left_alone), others)
+    return Changes(work, own, sorted(left_alone), others, since_head)
 
 
 def plan_notes(project: Project, lay: Layout) -> PlanNotes:
