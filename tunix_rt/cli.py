@@ -75,6 +75,15 @@ def start(
     folder = project.relative(project.ledger(state.id).parent)
     sha = state.baseline.sha[:7] if state.baseline.sha else "none (empty repository)"
     typer.echo(f"started {state.id} — {state.title} (phase {state.phase}, baseline {sha})")
+    dirty = state.baseline.dirty_files
+    if dirty:
+        shown = ", ".join(dirty[:3]) + (f" and {len(dirty) - 3} more" if len(dirty) > 3 else "")
+        patch = f"{state.baseline.diff_patch} holds their tracked changes" if state.baseline.diff_patch \
+            else "no tracked changes to patch"
+        typer.echo(f"dirty at start: {len(dirty)} file(s) ({shown}); {patch}; close leaves them out unless they "
+                   "change during the milestone")
+    for held in state.thresholds:
+        typer.echo(f"accepts {held.threshold.expression}")
     typer.echo(f"documents in {folder}/")
 
 
