@@ -187,10 +187,10 @@ def test_summary_counts_and_breakdowns():
     items = D.load_eval(RUNS / "eval.jsonl").records
     scored = [{"exact": i == 0, "normalised": i < 2, "contains": i < 3} for i in range(len(items))]
     summary = E.summarise(items, scored)
-    assert summary["totals"]["n"] == len(items)
-    assert (summary["totals"]["exact"], summary["totals"]["normalised"], summary["totals"]["contains"]) == (1, 2, 3)
+    totals = summary["totals"]
+    assert totals.n == len(items) and (totals.exact, totals.normalised, totals.contains) == (1, 2, 3)
     for key in ("by_section", "by_category", "by_difficulty"):
-        assert sum(group["n"] for group in summary[key].values()) == len(items)
+        assert sum(group.n for group in summary[key].values()) == len(items)
 
 
 # --- hub ------------------------------------------------------------------------------------------

@@ -18,6 +18,12 @@ from tunix_rt.project import Project
 BEFORE_HOOKS = "before-hooks"  # under .git/tunix-rt/: the files' bytes from before the hooks ran
 
 
+def _status(ran: bool, passed: bool) -> str:
+    if not ran:
+        return "NOT RUN"
+    return "✅ PASS" if passed else "❌ FAIL"
+
+
 @dataclass(frozen=True)
 class HookSummary:
     """pre-commit's outcome as the documents show it (plain values: templates call no methods)."""
@@ -40,9 +46,7 @@ class HookSummary:
 
     @property
     def status(self) -> str:
-        if not self.ran:
-            return "NOT RUN"
-        return "✅ PASS" if self.passed else "❌ FAIL"
+        return _status(self.ran, self.passed)
 
     @property
     def detail(self) -> str:
@@ -64,9 +68,7 @@ class TestSummary:
 
     @property
     def status(self) -> str:
-        if not self.ran:
-            return "NOT RUN"
-        return "✅ PASS" if self.passed else "❌ FAIL"
+        return _status(self.ran, self.passed)
 
     @property
     def detail(self) -> str:
