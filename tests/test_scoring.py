@@ -34,7 +34,7 @@ def test_scoring_a_trace_shaped_predictions_file(project: Project, run_cli) -> N
     assert summary.primary_metric == "normalised" and summary.primary_score == 0.6667
     assert (summary.totals.exact, summary.totals.normalised, summary.totals.contains) == (1, 2, 3)
     assert summary.by_category["arithmetic"].n == 2 and summary.by_category["knowledge"].normalised == 1
-    assert summary.model_extra["unmatched_predictions"] == [
+    assert summary.unmatched_predictions == [
         "line 4: no eval item with id 'ev-999' or this prompt"]
     records = [json.loads(line) for line in (folder / evidence.PREDICTIONS).read_text().splitlines()]
     assert [r["extracted"] for r in records] == ["42", "paris", "998"]

@@ -430,6 +430,8 @@ class EvalSummary(_Open):
     by_category: dict[str, ScoreTotals] = Field(default_factory=dict)
     by_difficulty: dict[str, ScoreTotals] = Field(default_factory=dict)
     predictions_path: str | None = None
+    source_predictions: dict[str, str] | None = Field(None, description="A scored file made elsewhere: path, sha256.")
+    unmatched_predictions: list[str] = Field(default_factory=list, description="Predictions that named no item.")
 
     def primary_label(self) -> str:
         """`normalised 24/52 (46.2 %)`: the one way the summary, master doc and commit name the score."""

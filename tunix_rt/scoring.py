@@ -152,7 +152,8 @@ def load_items(path: Path) -> tuple[list[Item], str]:
         expected = _text(obj.get("expected_answer", obj.get("expected", obj.get("final_answer"))))
         if not prompt or expected is None:
             raise TunixError(f"eval set {path}:{number}: needs 'prompt' and 'expected_answer'")
-        meta = obj.get("meta") if isinstance(obj.get("meta"), dict) else {}
+        raw_meta = obj.get("meta")
+        meta: dict[str, Any] = raw_meta if isinstance(raw_meta, dict) else {}
         items.append(Item(
             id=_text(obj.get("id")) or f"line-{number}",
             prompt=prompt,
@@ -185,7 +186,8 @@ def load_predictions(path: Path) -> tuple[list[Prediction], str, str | None]:
     for number, obj in rows:
         if not isinstance(obj, dict):
             raise TunixError(f"predictions {path}:{number}: not a JSON object")
-        meta = obj.get("meta") if isinstance(obj.get("meta"), dict) else {}
+        raw_meta = obj.get("meta")
+        meta: dict[str, Any] = raw_meta if isinstance(raw_meta, dict) else {}
         generated = next((t for t in (_text(obj.get(k)) for k in _OUTPUT_KEYS) if t is not None), None)
         if generated is None:
             raise TunixError(f"predictions {path}:{number}: no output field (one of {', '.join(_OUTPUT_KEYS)})")

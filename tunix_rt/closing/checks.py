@@ -216,7 +216,7 @@ def run_checks(project: Project, repo: Any, facts: Facts, options: Options) -> C
 
     open_entries = [e for e in state.entries if e.status in OPEN_STATUSES]
     running = [r for r in state.runs if r.status == "running"]
-    listed = [f"entry {e.label} ({STATUS_DISPLAY[e.status]}): {e.title or e.purpose}" for e in open_entries]
+    listed = [f"entry {e.label} ({STATUS_DISPLAY.get(e.status or '', '')}): {e.title or e.purpose}" for e in open_entries]
     listed += [f"run {r.id} is still running" for r in running]
     forced = options.force or (facts.resumed and state.closed is not None and state.closed.forced)
     if listed and forced:

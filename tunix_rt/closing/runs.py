@@ -355,7 +355,8 @@ def samples(project: Project, evaluation: RunFacts | None, count: int = SAMPLE_C
             continue
         if not isinstance(record, dict):
             continue
-        scores = record.get("scores") if isinstance(record.get("scores"), dict) else {}
+        raw_scores = record.get("scores")
+        scores: dict[str, Any] = raw_scores if isinstance(raw_scores, dict) else {}
         correct = bool(scores.get(summary.primary_metric))
         sample = Sample(cell(str(record.get("id", "")), 40), cell(str(record.get("prompt", "")), 120),
                         cell(str(record.get("expected", "")), 60),
