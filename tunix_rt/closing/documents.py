@@ -11,7 +11,7 @@ from tunix_rt.closing.checks import GENERATED_MARKER, Check, CheckReport, Option
 from tunix_rt.closing.facts import Facts
 from tunix_rt.closing.gates import Gates
 from tunix_rt.closing.runs import Row
-from tunix_rt.closing.text import FileRow, Totals, cell, fmt
+from tunix_rt.closing.text import FileRow, Totals
 from tunix_rt.ids import run_prefix
 from tunix_rt.models import STATUS_DISPLAY, ClosedInfo, MilestoneClosed
 from tunix_rt.project import Project
@@ -169,8 +169,6 @@ def _context(project: Project, facts: Facts, report: CheckReport, gates: Gates, 
         layout=lay,
         tag=run_prefix(facts.mid) if options.tag else None,
         status_display=STATUS_DISPLAY,
-        cell=cell,
-        fmt=fmt,
     )
 
 

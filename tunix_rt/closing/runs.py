@@ -96,6 +96,10 @@ class RunFacts:
         return final.final_loss if final.final_loss is not None else final.train_loss
 
     @property
+    def final_loss_text(self) -> str:
+        return fmt(self.final_loss)
+
+    @property
     def eval_label(self) -> str | None:
         return self.eval.primary_label() if self.eval is not None else None
 
