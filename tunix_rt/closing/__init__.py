@@ -31,7 +31,7 @@ from tunix_rt.ids import run_prefix
 from tunix_rt.project import Project
 from tunix_rt.redact import redact
 
-ATTEMPTS = 3  # renders tried when agents keep appending to the ledger while close runs
+ATTEMPTS = 50  # renders tried while other writers (agents, runs) keep appending to the ledger
 
 
 @dataclass
