@@ -17,6 +17,10 @@ class CloseSettings(BaseModel):
     master_doc_heading: str | None = Field(
         None, description="Heading before which the Enhancements block is inserted; end of file when unset."
     )
+    timeout_s: float = Field(
+        900, gt=0, le=7 * 24 * 3600, allow_inf_nan=False, strict=True,
+        description="Seconds each hook or test command at close may run before it is stopped.",
+    )
 
 
 class Settings(BaseModel):
@@ -30,7 +34,14 @@ class Settings(BaseModel):
     runs_dir: str = Field("submission_runs", description="Folder holding run evidence folders.")
     templates_dir: str = Field("templates", description="Project templates that override the defaults.")
     master_doc: str = Field("PROJECT.md", description="Master document updated at close.")
-    max_file_mb: float = Field(10, description="Largest file close will commit (unless tracked by Git LFS).")
+    # Numbers are finite and bounded: `nan` compares false with everything and would switch a check off.
+    max_file_mb: float = Field(
+        10, gt=0, le=1024 * 1024, allow_inf_nan=False, strict=True,
+        description="Largest file close will commit (unless tracked by Git LFS).",
+    )
+    render_timeout_s: float = Field(
+        10, gt=0, le=3600, allow_inf_nan=False, strict=True, description="Seconds one template render may run."
+    )
     close: CloseSettings = Field(default_factory=CloseSettings)
 
 

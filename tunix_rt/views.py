@@ -87,7 +87,11 @@ def write_atomic(path: Path, text: str) -> None:
 
 
 def environment(project: Project):
-    return render.environment(project.root / project.settings.templates_dir, project.state_dir / "jinja-cache")
+    return render.environment(
+        project.root / project.settings.templates_dir,
+        project.state_dir / "jinja-cache",
+        timeout_s=project.settings.render_timeout_s,
+    )
 
 
 def full_text(project: Project, milestone: Milestone) -> Rendered:
