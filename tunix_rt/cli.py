@@ -309,6 +309,11 @@ def run(argv: list[str]) -> int:
     except KeyboardInterrupt:
         typer.echo("error: interrupted", err=True)
         return 130
+    except OSError as exc:
+        # The machine failed the work (a full disk, a file too large, a vanished folder): one line, exit 1.
+        where = f": {exc.filename}" if exc.filename else ""
+        typer.echo(f"error: {exc.strerror or exc}{where}", err=True)
+        return 1
     except Exception as exc:
         # Click's usage errors, caught without importing click: one line instead of a usage box.
         if hasattr(exc, "format_message") and hasattr(exc, "exit_code"):

@@ -306,24 +306,34 @@ class VerifyReport:
 
 def load_manifest(path: Path) -> Manifest:
     try:
-        return Manifest.model_validate_json(path.read_text(encoding="utf-8"))
-    except (OSError, ValidationError) as exc:
+        return Manifest.model_validate_json(path.read_bytes())  # bytes: invalid UTF-8 is a validation error
+    except OSError as exc:
+        raise TunixError(f"{path}: cannot read the run manifest: {exc.strerror}") from exc
+    except ValidationError as exc:
         raise TunixError(f"{path}: invalid run manifest: {str(exc).splitlines()[0]}") from exc
 
 
 def verify(project, run: str) -> VerifyReport:
     """Re-hashes every file listed in `artifacts.json` and re-validates the manifest."""
     run_dir = resolve_run(project, run)
+    listing = project.relative(run_dir / ARTIFACTS)
     try:
-        artifacts = Artifacts.model_validate_json((run_dir / ARTIFACTS).read_text(encoding="utf-8"))
+        artifacts = Artifacts.model_validate_json((run_dir / ARTIFACTS).read_bytes())  # bytes: see load_manifest
+    except OSError as exc:
+        raise TunixError(f"cannot read {listing}: {exc.strerror}") from exc
     except ValidationError as exc:
-        raise TunixError(f"{project.relative(run_dir / ARTIFACTS)} is not valid: {exc.errors()[0]['msg']}") from exc
+        raise TunixError(f"{listing} is not valid: {exc.errors()[0]['msg']}") from exc
     report = VerifyReport(run_id=artifacts.run_id, path=project.relative(run_dir))
     folder = run_dir.resolve()
     for item in artifacts.files:  # a tampered list must not make verify read files elsewhere
-        target = (project.root / item.path).resolve()
-        if Path(item.path).is_absolute() or folder not in target.parents:
-            raise TunixError(f"{project.relative(run_dir / ARTIFACTS)} lists {item.path!r}, outside the run folder")
+        try:
+            target = (project.root / item.path).resolve()
+            inside = not Path(item.path).is_absolute() and folder in target.parents
+            target.exists()  # raises for a name longer than the file system allows
+        except (OSError, ValueError):  # a NUL byte, a name longer than the file system allows
+            raise TunixError(f"{listing} lists {item.path[:80]!r}, which is not a valid path") from None
+        if not inside:
+            raise TunixError(f"{listing} lists {item.path!r}, outside the run folder")
     listed = set()
     for item in artifacts.files:
         listed.add(item.path)

@@ -169,6 +169,9 @@ class ClosedInfo(Model):
 class _Event(Model):
     schema_version: Literal[1] = SCHEMA_VERSION
     time: str
+    # A random id, given when the event is first encoded: a line written twice (a copy, a replayed
+    # append) repeats it, and readers refuse the ledger. Events written before ids existed have none.
+    id: str | None = None
 
 
 class MilestoneStarted(_Event):

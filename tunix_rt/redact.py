@@ -24,12 +24,13 @@ ALLOWLIST_PRAGMA = "pragma: allowlist secret"
 # key block goes, not only the BEGIN line detect-secrets looks for.
 _OWN_PATTERNS: tuple[tuple[str, str, int], ...] = (
     ("private key", r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?(?:-----END [A-Z ]*PRIVATE KEY-----|\Z)", re.S),
-    ("Hugging Face token", r"\bhf_[A-Za-z0-9]{20,}", 0),
-    ("GitHub token", r"\b(?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{30,}|\bgithub_pat_[A-Za-z0-9_]{30,}", 0),
-    ("OpenAI key", r"\bsk-(?:proj-|ant-)?[A-Za-z0-9_\-]{20,}", 0),
+    # `(?<![A-Za-z0-9])`, not `\b`: a token glued to an identifier (`toolu_hf_...`) is still one.
+    ("Hugging Face token", r"(?<![A-Za-z0-9])hf_[A-Za-z0-9]{20,}", 0),
+    ("GitHub token", r"(?<![A-Za-z0-9])(?:(?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{30,})", 0),
+    ("OpenAI key", r"(?<![A-Za-z0-9])sk-(?:proj-|ant-)?[A-Za-z0-9_\-]{20,}", 0),
     ("AWS secret access key", r"aws_secret_access_key[\"']?[ \t]*[=:][ \t]*[\"']?([A-Za-z0-9/+=]{40})(?![A-Za-z0-9/+=])", re.I),
-    ("Google API key", r"\bAIza[0-9A-Za-z_\-]{35}", 0),
-    ("npm token", r"\bnpm_[A-Za-z0-9]{36}\b", 0),
+    ("Google API key", r"(?<![A-Za-z0-9])AIza[0-9A-Za-z_\-]{35}", 0),
+    ("npm token", r"(?<![A-Za-z0-9])npm_[A-Za-z0-9]{36}(?![A-Za-z0-9])", 0),
     ("bearer token", r"\bBearer[ \t]+([A-Za-z0-9\-._~+/]{16,}=*)", re.I),
 )
 _DETECTORS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(

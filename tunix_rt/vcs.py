@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -73,6 +75,32 @@ def create_branch(repo: git.Repo, name: str) -> None:
         raise TunixError(f"branch {name} already exists")
     # In an empty repository this makes the unborn branch current, which is what a first commit wants.
     repo.git.checkout("-b", name)
+
+
+@contextmanager
+def new_branch(repo: git.Repo, name: str) -> Iterator[None]:
+    """Creates and checks out `name` for the block; if the block fails, HEAD goes back to where it was
+    and the branch is removed, so a refused command leaves no branch behind."""
+    if name in local_branches(repo):
+        raise TunixError(f"branch {name} already exists")
+    try:
+        previous: str | None = repo.git.symbolic_ref("-q", "HEAD")  # refs/heads/main, also when unborn
+    except git.GitCommandError:
+        previous = None  # a detached HEAD
+    sha = head_sha(repo)
+    repo.git.checkout("-b", name)
+    try:
+        yield
+    except BaseException:
+        if previous is None:
+            repo.git.checkout("--detach", sha)
+        elif sha is None:
+            repo.git.symbolic_ref("HEAD", previous)
+        else:
+            repo.git.checkout(previous.removeprefix("refs/heads/"))
+        if sha is not None:
+            repo.git.branch("-D", name)
+        raise
 
 
 def trailer_commit(repo: git.Repo, milestone_id: str) -> str | None:
