@@ -73,7 +73,7 @@ def test_a_symlinked_folder_leading_outside_is_refused_by_init(repo, run_cli, tm
     assert not any((tmp_path / "elsewhere").iterdir())
 
 
-@pytest.mark.parametrize("state", ["[]", '"M44"', "42", "null", '{"current": 7}', '{"current": "../../x"}', '{"current": ["M44"]}'])
+@pytest.mark.parametrize("state", ["[]", '"M44"', "42", "null", '{"current": 7}', '{"current": ["M44"]}', '{"current": {}}'])
 def test_a_state_file_that_is_not_an_object_counts_as_no_current_milestone(project, run_cli, state: str) -> None:
     """D10."""
     assert run_cli("start", "M44", "--title", "t").code == 0

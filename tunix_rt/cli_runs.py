@@ -94,7 +94,10 @@ def plugins_command(as_json: JsonOpt = False) -> None:
         if info.error:
             typer.echo(f"{info.name}  BROKEN: {info.error}")
         else:
-            typer.echo(f"{info.name} {info.version}  [{', '.join(info.capabilities)}]  ({info.distribution}: {info.entry_point})")
+            typer.echo(
+                f"{info.name} {info.version}  [{', '.join(info.capabilities)}]"
+                f"  ({info.distribution}: {info.entry_point})"
+            )
 
 
 def verify_command(

@@ -15,7 +15,7 @@ def _inside_repository(value: str) -> str:
     """A path setting names a place inside the repository: relative, no `..`, no drive, no NUL (D09)."""
     parts = PurePosixPath(value.replace("\\", "/")).parts
     if not value.strip() or "\0" in value or PureWindowsPath(value).anchor or value.startswith("/") or ".." in parts:
-        raise ValueError("must be a path inside the repository (relative, without '..')")
+        raise ValueError("points outside the repository (give a relative path without '..')")
     return value
 
 

@@ -81,7 +81,9 @@ class ModelRef(_Strict):
     source: Literal["hub", "local", "tiny"]
     id: str | None = Field(None, description="Hub id, for a hub model.")
     revision: str | None = None
-    local_path: str | None = Field(None, description="Folder the weights were loaded from, relative when inside the repo.")
+    local_path: str | None = Field(
+        None, description="Folder the weights were loaded from, relative when inside the repo."
+    )
     arch: str | None = Field(None, description="Architecture of a tiny random-init model.")
 
     @model_validator(mode="after")

@@ -289,7 +289,9 @@ def _create(
     return state
 
 
-def start(project: Project, milestone_id: str, title: str, *, phase: int | None = None, branch: bool = False) -> Milestone:
+def start(
+    project: Project, milestone_id: str, title: str, *, phase: int | None = None, branch: bool = False
+) -> Milestone:
     """Starts a milestone: refuses an existing id, records the baseline, scaffolds, makes it current."""
     mid = canonical_milestone(milestone_id)
     title = required(title, "--title", one_line=True)
@@ -592,7 +594,11 @@ def list_all(project: Project) -> list[Milestone]:
 
 def render_views(project: Project, milestone: str | None = None) -> list[Path]:
     """Re-renders every tool-calls view from its ledger (or just one milestone's)."""
-    targets = [(canonical_milestone(milestone), project.ledger(canonical_milestone(milestone)))] if milestone else project.all_ledgers()
+    targets = (
+        [(canonical_milestone(milestone), project.ledger(canonical_milestone(milestone)))]
+        if milestone
+        else project.all_ledgers()
+    )
     written = []
     for mid, path in targets:
         project.check_inside(path)

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION: Literal[1] = 1
 
 Status = Literal["planned", "in-progress", "completed", "failed", "blocked", "skipped"]
 STATUSES: tuple[str, ...] = ("planned", "in-progress", "completed", "failed", "blocked", "skipped")

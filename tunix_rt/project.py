@@ -118,7 +118,9 @@ class Project:
     def ledger(self, milestone_id: str) -> Path:
         path = self.find_ledger(milestone_id)
         if path is None:
-            raise TunixError(f"milestone {milestone_id} does not exist (start it with `milestone start {milestone_id}`)")
+            raise TunixError(
+                f"milestone {milestone_id} does not exist (start it with `milestone start {milestone_id}`)"
+            )
         self.check_inside(path)
         return path
 
@@ -146,18 +148,13 @@ class Project:
         return self.state_dir / "state.json"
 
     def current_milestone(self) -> str | None:
-        """The id in `state.json`; anything else there (not an object, not an id) counts as none."""
+        """The id in `state.json`; a file that is not an object holding a string counts as none (D10)."""
         try:
             state = json.loads(self._state_file().read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return None
         current = state.get("current") if isinstance(state, dict) else None
-        if not isinstance(current, str):
-            return None
-        try:
-            return canonical_milestone(current)
-        except TunixError:
-            return None
+        return current if isinstance(current, str) else None
 
     def set_current_milestone(self, milestone_id: str) -> None:
         self.state_dir.mkdir(parents=True, exist_ok=True)

@@ -28,7 +28,11 @@ _OWN_PATTERNS: tuple[tuple[str, str, int], ...] = (
     ("Hugging Face token", r"(?<![A-Za-z0-9])hf_[A-Za-z0-9]{20,}", 0),
     ("GitHub token", r"(?<![A-Za-z0-9])(?:(?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{30,})", 0),
     ("OpenAI key", r"(?<![A-Za-z0-9])sk-(?:proj-|ant-)?[A-Za-z0-9_\-]{20,}", 0),
-    ("AWS secret access key", r"aws_secret_access_key[\"']?[ \t]*[=:][ \t]*[\"']?([A-Za-z0-9/+=]{40})(?![A-Za-z0-9/+=])", re.I),
+    (
+        "AWS secret access key",
+        r"aws_secret_access_key[\"']?[ \t]*[=:][ \t]*[\"']?([A-Za-z0-9/+=]{40})(?![A-Za-z0-9/+=])",
+        re.I,
+    ),
     ("Google API key", r"(?<![A-Za-z0-9])AIza[0-9A-Za-z_\-]{35}", 0),
     ("npm token", r"(?<![A-Za-z0-9])npm_[A-Za-z0-9]{36}(?![A-Za-z0-9])", 0),
     ("bearer token", r"\bBearer[ \t]+([A-Za-z0-9\-._~+/]{16,}=*)", re.I),

@@ -19,11 +19,11 @@ import re
 import sys
 import time
 import types
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from functools import cached_property, lru_cache
 from importlib import resources
 from pathlib import Path, PurePath
-from typing import Any
+from typing import Any, cast
 
 import jinja2
 import jinja2.runtime
@@ -84,6 +84,7 @@ class Computed:
     what a template calls is this constant, never the object's method."""
 
     __slots__ = ("_value",)
+    _value: Any
 
     def __init__(self, value: Any) -> None:
         object.__setattr__(self, "_value", value)
@@ -96,6 +97,7 @@ class Helper:
     """A function the caller handed to templates on purpose (`fmt`); its result is plain data too."""
 
     __slots__ = ("_function",)
+    _function: Callable[..., Any]
 
     def __init__(self, function: Callable[..., Any]) -> None:
         object.__setattr__(self, "_function", function)
@@ -134,13 +136,21 @@ def _takes_no_arguments(function: types.FunctionType) -> bool:
     return all(p.default is not p.empty or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) for p in params)
 
 
-@lru_cache(maxsize=256)
+_SHAPES: dict[type, _Shape] = {}
+
+
 def _shape(cls: type) -> _Shape:
+    if cls not in _SHAPES:
+        _SHAPES[cls] = _build_shape(cls)
+    return _SHAPES[cls]
+
+
+def _build_shape(cls: type) -> _Shape:
     if issubclass(cls, BaseModel):
         fields = (*cls.model_fields, *cls.model_computed_fields)
         properties, methods = _own_members(cls, (BaseModel, object))
     else:
-        fields = tuple(f.name for f in dataclasses.fields(cls) if not f.name.startswith("_"))
+        fields = tuple(f.name for f in dataclasses.fields(cast(Any, cls)) if not f.name.startswith("_"))
         properties, methods = _own_members(cls, (object,))
     return _Shape(
         fields=tuple(fields),
@@ -192,7 +202,8 @@ def plain(value: Any, depth: int = 0) -> Any:
         items = [plain(v, depth + 1) for v in value]
         return items if isinstance(value, list) else sorted(items, key=str)
     if isinstance(value, types.FunctionType) or (
-        isinstance(value, types.BuiltinFunctionType) and isinstance(getattr(value, "__self__", None), (types.ModuleType, type(None)))
+        isinstance(value, types.BuiltinFunctionType)
+        and isinstance(getattr(value, "__self__", None), (types.ModuleType, type(None)))
     ):
         return Helper(value)  # `len`, `fmt`: handed in on purpose; a bound method of an object is not
     if isinstance(value, PurePath):
@@ -426,7 +437,7 @@ def render_header(env: jinja2.Environment, milestone: Milestone) -> str:
 
 def render_toolcalls_parts(env: jinja2.Environment, milestone: Milestone) -> list[str]:
     """The header, then one rendered block per timeline item, in ledger order."""
-    collections = {
+    collections: dict[str, Sequence[Any]] = {
         "session": milestone.sessions,
         "entry": milestone.entries,
         "checkpoint": milestone.checkpoints,

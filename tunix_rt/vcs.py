@@ -189,7 +189,7 @@ def changed_since(repo: git.Repo, baseline: str | None) -> list[FileStat]:
                 change=changes.get(path, "modified"),
             )
         )
-    root = Path(repo.working_tree_dir)
+    root = Path(str(repo.working_tree_dir))
     for path in repo.git.ls_files("--others", "--exclude-standard", "-z").split("\0"):
         if not path:
             continue
@@ -305,7 +305,8 @@ def identity_problem(repo: git.Repo) -> str | None:
     """Why a commit would fail for lack of an author identity, or None."""
     status, _, err = repo.git.var("GIT_AUTHOR_IDENT", with_extended_output=True, with_exceptions=False)
     if status != 0:
-        return f"git has no author identity ({err.strip().splitlines()[-1] if err.strip() else 'user.name/user.email unset'})"
+        detail = err.strip().splitlines()[-1] if err.strip() else "user.name/user.email unset"
+        return f"git has no author identity ({detail})"
     status, _, err = repo.git.var("GIT_COMMITTER_IDENT", with_extended_output=True, with_exceptions=False)
     if status != 0:
         return "git has no committer identity (set user.name and user.email)"

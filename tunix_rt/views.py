@@ -165,7 +165,9 @@ def after_append(
             render_full(project, milestone_id, writer.path, writer)
             return
         if not text:  # nothing visible changed
-            _write_cache(project, milestone_id, writer.size, cache["md_size"], cache["last_offset"], cache.get("last_entry"))
+            _write_cache(
+                project, milestone_id, writer.size, cache["md_size"], cache["last_offset"], cache.get("last_entry")
+            )
             return
         data = text.encode("utf-8")
         with open(target, "ab") as handle:

@@ -1,4 +1,5 @@
-"""Scored evaluation: batched greedy generation (left padding, EOS stop), answer extraction, exact/normalised/contains scoring.
+"""Scored evaluation: batched greedy generation (left padding, EOS stop), answer extraction,
+exact/normalised/contains scoring.
 
 The hand-run project generated one item at a time with a hard-coded 50-token budget and never
 scored anything; here every item gets a generated trace, an extracted answer and three scores,
@@ -84,7 +85,9 @@ def summarise(items: list[EvalItem], scored: list[dict[str, bool]]) -> dict[str,
     return summary
 
 
-def generate(model, tokenizer, prompts: list[str], max_new_tokens: int, batch_size: int, device, autocast) -> tuple[list[str], int]:
+def generate(
+    model, tokenizer, prompts: list[str], max_new_tokens: int, batch_size: int, device, autocast
+) -> tuple[list[str], int]:
     """Greedy completions in the input order; batches of similar length, left-padded, stopping at EOS."""
     import torch
 
@@ -92,7 +95,10 @@ def generate(model, tokenizer, prompts: list[str], max_new_tokens: int, batch_si
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
     outputs: list[str] = [""] * len(prompts)
     new_tokens = 0
-    eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    eos, pad = (
+        tokenizer.eos_token_id,
+        tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id,
+    )
     model.eval()
     for start in range(0, len(order), batch_size):
         chunk = order[start : start + batch_size]
@@ -100,7 +106,12 @@ def generate(model, tokenizer, prompts: list[str], max_new_tokens: int, batch_si
         enc = {k: v.to(device) for k, v in enc.items()}
         with torch.no_grad(), autocast():
             out = model.generate(
-                **enc, max_new_tokens=max_new_tokens, do_sample=False, eos_token_id=eos, pad_token_id=pad, use_cache=True
+                **enc,
+                max_new_tokens=max_new_tokens,
+                do_sample=False,
+                eos_token_id=eos,
+                pad_token_id=pad,
+                use_cache=True,
             )
         generated = out[:, enc["input_ids"].shape[1] :].tolist()
         for i, ids in zip(chunk, generated):
@@ -111,7 +122,9 @@ def generate(model, tokenizer, prompts: list[str], max_new_tokens: int, batch_si
     return outputs, new_tokens
 
 
-def run(model, tokenizer, items: list[EvalItem], cfg, device, autocast, run_dir: Path, meta: dict[str, Any], log) -> dict[str, Any]:
+def run(
+    model, tokenizer, items: list[EvalItem], cfg, device, autocast, run_dir: Path, meta: dict[str, Any], log
+) -> dict[str, Any]:
     """Generates, extracts, scores; writes predictions.jsonl and eval_summary.json; returns the summary."""
     from tunix_rt.evidence import write_json, write_text
 
@@ -120,7 +133,13 @@ def run(model, tokenizer, items: list[EvalItem], cfg, device, autocast, run_dir:
     log(f"eval: {len(items)} items, max_new_tokens {cfg.max_new_tokens}, batch {cfg.batch_size}")
     t0 = time.monotonic()
     generated, new_tokens = generate(
-        model, tokenizer, [format_prompt(it.prompt) for it in items], cfg.max_new_tokens, cfg.batch_size, device, autocast
+        model,
+        tokenizer,
+        [format_prompt(it.prompt) for it in items],
+        cfg.max_new_tokens,
+        cfg.batch_size,
+        device,
+        autocast,
     )
     runtime = time.monotonic() - t0
     records, scored = [], []
