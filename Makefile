@@ -31,7 +31,8 @@ bench: setup
 	$(BIN)/python bench/run_all.py
 
 lint: setup
-	$(BIN)/python -m compileall -q tunix_rt plugins bench scripts
+	$(BIN)/python -m ruff check tunix_rt plugins
+	$(BIN)/python -m mypy
 
 clean:
 	rm -rf $(VENV) .pytest_cache demo-output

@@ -113,3 +113,32 @@ def test_evidence_text_and_run_logs_are_written_redacted(tmp_path) -> None:
     for name in ("config.json", "predictions.jsonl", "training_log.txt", "stderr.txt"):
         text = (tmp_path / name).read_text(encoding="utf-8")
         assert token not in text and "[REDACTED]" in text, name
+
+
+def _verified_run(project):
+    run_id, folder = evidence.allocate(project, "M44", "m44_v1")
+    evidence.write_json(folder / evidence.MANIFEST, _manifest())
+    evidence.write_text(folder / "metrics.jsonl", '{"step": 1, "loss": 2.0}')
+    evidence.write_artifacts(project, run_id, folder)
+    return folder
+
+
+@pytest.mark.parametrize("name", [evidence.ARTIFACTS, evidence.MANIFEST])
+@pytest.mark.parametrize("data", [b"\xff\xfe{not utf-8", b'{"run_id": "\xe9"}', b"\x00" * 10, b""])
+def test_verify_of_an_unreadable_listing_or_manifest_is_one_line(project, run_cli, name, data):
+    """D11: bytes that are not UTF-8 JSON are bad input, never a traceback."""
+    folder = _verified_run(project)
+    (folder / name).write_bytes(data)
+    result = run_cli("verify", "m44_v1")
+    assert result.code in (1, 2) and result.err.count("\n") == 1 and "Traceback" not in result.err, result
+
+
+@pytest.mark.parametrize("path", ["submission_runs/m44_v1/a\x00b", "submission_runs/m44_v1/" + "x" * 5000,
+                                  "submission_runs/m44_v1/" + "d/" * 3000 + "f"])
+def test_verify_refuses_a_listed_path_that_is_no_path(project, run_cli, path):
+    folder = _verified_run(project)
+    listing = json.loads((folder / evidence.ARTIFACTS).read_text(encoding="utf-8"))
+    listing["files"][0]["path"] = path
+    (folder / evidence.ARTIFACTS).write_text(json.dumps(listing), encoding="utf-8")
+    result = run_cli("verify", "m44_v1")
+    assert result.code == 2 and "not a valid path" in result.err and result.err.count("\n") == 1, result

@@ -69,16 +69,53 @@ def test_malformed_middle_line_refuses_every_reader_and_is_never_rewritten(m44, 
     assert m44.read_bytes() == before
 
 
-def test_appending_needs_no_valid_history(m44, run_cli) -> None:
-    """An append reads only the tail: a damaged line far back does not block logging."""
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ('"kind":"session_started"', '"kind":"nonsense"'),  # a damaged line far back
+        ('"schema_version":1,"time"', '"schema_version":2,"time"'),  # a newer tool wrote it (D22)
+    ],
+)
+def test_a_ledger_readers_refuse_takes_no_append(m44, run_cli, old: str, new: str) -> None:
+    """The writer refuses what readers refuse (D22): appending would bury the damage under new events."""
     run_cli("log", "entry", "-t", "a", "--tool", "x", "-p", "y")
-    text = m44.read_text(encoding="utf-8").replace('"kind":"session_started"', '"kind":"nonsense"')
-    m44.write_text(text, encoding="utf-8")
+    text = m44.read_text(encoding="utf-8")
+    assert old in text
+    m44.write_text(text.replace(old, new, 1), encoding="utf-8")
+    before = m44.read_bytes()
+    for args in (("log", "entry", "-t", "b", "--tool", "x", "-p", "y"), ("log", "update", "1", "--status", "completed"),
+                 ("log", "checkpoint", "c", "--standalone"), ("log", "session"), ("show",)):
+        r = run_cli(*args)
+        assert r.code == 2 and "M44.ledger.jsonl:" in r.err and r.err.count("\n") == 1, (args, r)
+    assert m44.read_bytes() == before
+
+
+def test_a_last_line_that_lost_only_its_newline_is_complete(m44, run_cli) -> None:
+    """S08: the event stands, keeps its number, and the next writer completes the line."""
+    run_cli("log", "entry", "-t", "a", "--tool", "x", "-p", "y")
+    m44.write_bytes(m44.read_bytes().rstrip(b"\n"))
+    assert [e.number for e in ledger.load(m44).entries] == [1]
     r = run_cli("log", "entry", "-t", "b", "--tool", "x", "-p", "y")
     assert (r.code, r.out.strip()) == (0, "2")
-    assert "not re-rendered" in r.err  # the view waits for the repair; the event is kept
-    r = run_cli("log", "update", "2", "--status", "completed")
-    assert r.code == 0 and "not re-rendered" in r.err
+    state = ledger.load(m44)
+    assert [(e.number, e.title) for e in state.entries] == [(1, "a"), (2, "b")]
+
+
+def test_a_duplicated_line_is_refused_by_readers_and_writers(m44, run_cli) -> None:
+    """D21: a copied line (same event id) is refused, never rendered twice; so is the same event appended twice."""
+    run_cli("log", "entry", "-t", "a", "--tool", "x", "-p", "y")
+    run_cli("log", "update", "1", "--section", "Results=ok")
+    lines = m44.read_bytes().splitlines(keepends=True)
+    for copy in ([*lines, lines[-1]], [*lines[:-1], lines[1], lines[-1]]):
+        m44.write_bytes(b"".join(copy))
+        for args in (("show",), ("render",), ("log", "entry", "-t", "b", "--tool", "x", "-p", "y")):
+            r = run_cli(*args)
+            assert r.code == 2 and "repeats the event of line" in r.err, (args, r)
+    m44.write_bytes(b"".join(lines))
+    event = ledger.read(m44)[-1]
+    with ledger.writer(m44) as w, pytest.raises(TunixError, match="twice"):
+        w.append(event)
+    assert m44.read_bytes() == b"".join(lines)
 
 
 def test_writer_truncate_takes_back_only_its_own_appends(m44) -> None:

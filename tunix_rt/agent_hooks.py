@@ -89,7 +89,9 @@ def ingest(project: Project, milestone: str | None, payload: HookPayload) -> Ent
     )
 
 
-def _record(project: Project, milestone: str | None, payload: HookPayload, status: str, status_text: str | None) -> Entry:
+def _record(
+    project: Project, milestone: str | None, payload: HookPayload, status: str, status_text: str | None
+) -> Entry:
     return milestones.add_entry(
         project, milestone, title=_title(payload), tools=[payload.tool_name], purpose=_purpose(payload),
         files=_files(payload.tool_input), status=status, status_text=status_text, sections=_error_section(payload),
@@ -105,4 +107,4 @@ def _failure_text(payload: HookPayload) -> str:
 def _error_section(payload: HookPayload) -> list[tuple[str, str]]:
     if payload.hook_event_name != "PostToolUseFailure" or not (payload.error or "").strip():
         return []
-    return [("Error", _shorten(payload.error, _ERROR_WIDTH))]
+    return [("Error", _shorten(payload.error or "", _ERROR_WIDTH))]

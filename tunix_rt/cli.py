@@ -58,11 +58,14 @@ def init() -> None:
 def start(
     milestone: Annotated[str, typer.Argument(help="New milestone id, such as M44.")],
     title: Annotated[str, typer.Option("--title", "-t", help="What the milestone is about.")],
-    phase: Annotated[Optional[int], typer.Option(help="Phase folder number (default: the latest milestone's, else 1).")] = None,
+    phase: Annotated[
+        Optional[int], typer.Option(help="Phase folder number (default: the latest milestone's, else 1).")
+    ] = None,
     branch: Annotated[bool, typer.Option("--branch", help="Create and check out milestone/<id>-<slug>.")] = False,
     accept: Annotated[
         Optional[list[str]],
-        typer.Option("--accept", help="Acceptance threshold close will hold the runs to, e.g. 'eval.primary_score>=0.4' (repeatable)."),
+        typer.Option("--accept", help="Acceptance threshold close will hold the runs to, "
+                     "e.g. 'eval.primary_score>=0.4' (repeatable)."),
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -89,11 +92,13 @@ def start(
 
 @app.command()
 def accept(
-    expression: Annotated[str, typer.Argument(help="KEY OP NUMBER, e.g. 'train.final_loss<=0.5' or 'eval.primary_score>=0.4'.")],
+    expression: Annotated[
+        str, typer.Argument(help="KEY OP NUMBER, e.g. 'train.final_loss<=0.5' or 'eval.primary_score>=0.4'.")
+    ],
     milestone: MilestoneOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Register an acceptance threshold; `close` refuses while one is unmet. Set after a run, it is shown as a change."""
+    """Register an acceptance threshold; close refuses while one is unmet. Set after a run, it shows as a change."""
     held = milestones.accept(_project(), expression, milestone=milestone)
     if as_json:
         print_json(held.model_dump(mode="json"))
@@ -144,19 +149,30 @@ def list_milestones(as_json: JsonOpt = False) -> None:
     """Every milestone of the project."""
     states = milestones.list_all(_project())
     rows = [
-        {"id": s.id, "title": s.title, "phase": s.phase, "status": s.status, "entries": len(s.entries), "runs": len(s.runs)}
+        {
+            "id": s.id,
+            "title": s.title,
+            "phase": s.phase,
+            "status": s.status,
+            "entries": len(s.entries),
+            "runs": len(s.runs),
+        }
         for s in states
     ]
     if as_json:
         print_json(rows)
         return
     for row in rows:
-        typer.echo(f"{row['id']:<6} {row['status']:<7} phase {row['phase']:<3} {row['entries']:>4} entries  {row['title']}")
+        typer.echo(
+            f"{row['id']:<6} {row['status']:<7} phase {row['phase']:<3} {row['entries']:>4} entries  {row['title']}"
+        )
 
 
 @app.command()
 def show(
-    milestone_arg: Annotated[Optional[str], typer.Argument(metavar="[MILESTONE]", help="Milestone id (default: current).")] = None,
+    milestone_arg: Annotated[
+        Optional[str], typer.Argument(metavar="[MILESTONE]", help="Milestone id (default: current).")
+    ] = None,
     milestone: MilestoneOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -192,7 +208,9 @@ def render(milestone: MilestoneOpt = None) -> None:
 def import_log(
     file: Annotated[Path, typer.Argument(help="A hand-written tool-calls log (Markdown).")],
     milestone: MilestoneOpt = None,
-    phase: Annotated[Optional[int], typer.Option(help="Phase folder number (default: the latest milestone's, else 1).")] = None,
+    phase: Annotated[
+        Optional[int], typer.Option(help="Phase folder number (default: the latest milestone's, else 1).")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Adopt a hand-written tool-calls log as a new milestone's ledger."""
@@ -217,7 +235,9 @@ def log_entry(
     tool: Annotated[list[str], typer.Option("--tool", help="Tool used (repeatable).")],
     purpose: Annotated[str, typer.Option("--purpose", "-p", help="Why this step is taken.")],
     file: Annotated[Optional[list[str]], typer.Option("--file", "-f", help="File involved (repeatable).")] = None,
-    status: Annotated[str, typer.Option(help="planned, in-progress, completed, failed, blocked or skipped.")] = "in-progress",
+    status: Annotated[
+        str, typer.Option(help="planned, in-progress, completed, failed, blocked or skipped.")
+    ] = "in-progress",
     section: SectionOpt = None,
     checkpoint: Annotated[Optional[str], typer.Option(help="Checkpoint line closing the entry.")] = None,
     milestone: MilestoneOpt = None,
@@ -239,7 +259,9 @@ def log_entry(
 def log_update(
     number: Annotated[int, typer.Argument(help="Entry number.")],
     status: Annotated[Optional[str], typer.Option(help="New status.")] = None,
-    status_text: Annotated[Optional[str], typer.Option("--status-text", help="Status as displayed, e.g. 'FAILED — reason'.")] = None,
+    status_text: Annotated[
+        Optional[str], typer.Option("--status-text", help="Status as displayed, e.g. 'FAILED — reason'.")
+    ] = None,
     section: SectionOpt = None,
     checkpoint: Annotated[Optional[str], typer.Option(help="Checkpoint line closing the entry.")] = None,
     milestone: MilestoneOpt = None,
@@ -259,7 +281,9 @@ def log_update(
 @log_app.command("checkpoint")
 def log_checkpoint(
     text: Annotated[str, typer.Argument(help="Checkpoint text.")],
-    standalone: Annotated[bool, typer.Option("--standalone", help="Write a `## CHECKPOINT: TEXT` section instead.")] = False,
+    standalone: Annotated[
+        bool, typer.Option("--standalone", help="Write a `## CHECKPOINT: TEXT` section instead.")
+    ] = False,
     status: Annotated[Optional[str], typer.Option(help="Status of a standalone checkpoint.")] = None,
     milestone: MilestoneOpt = None,
 ) -> None:
@@ -340,6 +364,11 @@ def run(argv: list[str]) -> int:
     except KeyboardInterrupt:
         typer.echo("error: interrupted", err=True)
         return 130
+    except OSError as exc:
+        # The machine failed the work (a full disk, a file too large, a vanished folder): one line, exit 1.
+        where = f": {exc.filename}" if exc.filename else ""
+        typer.echo(f"error: {exc.strerror or exc}{where}", err=True)
+        return 1
     except Exception as exc:
         # Click's usage errors, caught without importing click: one line instead of a usage box.
         if hasattr(exc, "format_message") and hasattr(exc, "exit_code"):

@@ -9,21 +9,27 @@ from tunix_rt.cli_options import JsonOpt, MilestoneOpt, print_json
 
 def close_command(
     milestone: MilestoneOpt = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the summary and the files it would commit; write nothing.")] = False,
-    no_commit: Annotated[
-        bool, typer.Option("--no-commit", help="Run the gates and write draft summary and audit, then stop (the milestone "
-                           "stays open; the master doc is shown, not written).")
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the draft summary and the files it would commit; write nothing.")
     ] = False,
-    skip_hooks: Annotated[bool, typer.Option("--skip-hooks", help="Do not run pre-commit (the summary says so).")] = False,
-    force: Annotated[bool, typer.Option("--force", help="Close although entries are open, thresholds unmet or the tests fail, "
-                                        "or replace documents close did not write (all recorded).")] = False,
+    no_commit: Annotated[
+        bool, typer.Option("--no-commit", help="Run the gates and write draft summary and audit, then stop (the "
+                           "milestone stays open; the master doc is shown, not written).")
+    ] = False,
+    skip_hooks: Annotated[
+        bool, typer.Option("--skip-hooks", help="Do not run pre-commit (the summary says so).")
+    ] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Close although entries are open, thresholds unmet or the tests fail, "
+                           "or replace documents close did not write (all recorded).")
+    ] = False,
     tag: Annotated[bool, typer.Option("--tag", help="Add an annotated tag such as m44 to the closing commit.")] = False,
     summary: Annotated[
         Optional[str], typer.Option("--summary", help="Executive summary: TEXT, or @FILE to read it from a file.")
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Close a milestone: checks, pre-commit, summary + audit + master doc, and one commit with a `Milestone:` trailer."""
+    """Close a milestone: checks, gates, summary + audit + master doc, and one commit with a `Milestone:` trailer."""
     from tunix_rt import closing
     from tunix_rt.project import Project
 
@@ -60,7 +66,8 @@ def close_command(
         typer.echo(result.master_block)
         typer.echo(f"{result.milestone} stays open (--no-commit): nothing staged or committed")
         return
-    typer.echo(f"closed {result.milestone}: commit {result.commit[:12] if result.commit else '?'} ({len(result.files)} files)"
+    commit = result.commit[:12] if result.commit else "?"
+    typer.echo(f"closed {result.milestone}: commit {commit} ({len(result.files)} files)"
                + (f", tag {result.tag}" if result.tag else ""))
     typer.echo(f"  {result.whole.line}")
     for unmet in result.unmet:

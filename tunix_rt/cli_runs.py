@@ -86,9 +86,13 @@ eval_app = typer.Typer(help="Evaluation that needs no plugin config: score what 
 @eval_app.command("score")
 def eval_score(
     ctx: typer.Context,
-    predictions: Annotated[Path, typer.Argument(help="JSONL predictions (generated/final_answer/prediction per line).")],
+    predictions: Annotated[
+        Path, typer.Argument(help="JSONL predictions (generated/final_answer/prediction per line).")
+    ],
     eval_set: Annotated[Path, typer.Option("--eval-set", help="JSONL eval set with expected answers.")],
-    model: Annotated[Optional[str], typer.Option("--model", help="The model that made them (default: meta.model).")] = None,
+    model: Annotated[
+        Optional[str], typer.Option("--model", help="The model that made them (default: meta.model).")
+    ] = None,
     run: RunOpt = None,
     milestone: MilestoneOpt = None,
     as_json: JsonOpt = False,
@@ -112,7 +116,10 @@ def plugins_command(as_json: JsonOpt = False) -> None:
         if info.error:
             typer.echo(f"{info.name}  BROKEN: {info.error}")
         else:
-            typer.echo(f"{info.name} {info.version}  [{', '.join(info.capabilities)}]  ({info.distribution}: {info.entry_point})")
+            typer.echo(
+                f"{info.name} {info.version}  [{', '.join(info.capabilities)}]"
+                f"  ({info.distribution}: {info.entry_point})"
+            )
 
 
 def verify_command(

@@ -3,11 +3,23 @@
 from __future__ import annotations
 
 import tomllib
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from tunix_rt.errors import TunixError
+
+
+def _inside_repository(value: str) -> str:
+    """A path setting names a place inside the repository: relative, no `..`, no drive, no NUL (D09)."""
+    parts = PurePosixPath(value.replace("\\", "/")).parts
+    if not value.strip() or "\0" in value or PureWindowsPath(value).anchor or value.startswith("/") or ".." in parts:
+        raise ValueError("points outside the repository (give a relative path without '..')")
+    return value
+
+
+RepoPath = Annotated[str, AfterValidator(_inside_repository)]
 
 
 class CloseSettings(BaseModel):
@@ -18,8 +30,8 @@ class CloseSettings(BaseModel):
         None, description="Heading before which the Enhancements block is inserted; end of file when unset."
     )
     timeout_s: float = Field(
-        900, gt=0, le=86400, allow_inf_nan=False,
-        description="Seconds a pre-commit run or the test command may take before close stops it (exit 1).",
+        900, gt=0, le=7 * 24 * 3600, allow_inf_nan=False, strict=True,
+        description="Seconds each hook or test command at close may run before it is stopped.",
     )
 
 
@@ -30,11 +42,18 @@ class Settings(BaseModel):
     # building them costs milliseconds on the `log entry` path.
     model_config = ConfigDict(extra="forbid", defer_build=True)
 
-    milestones_dir: str = Field("ProjectFiles/Milestones", description="Folder holding the Phase<N> folders.")
-    runs_dir: str = Field("submission_runs", description="Folder holding run evidence folders.")
-    templates_dir: str = Field("templates", description="Project templates that override the defaults.")
-    master_doc: str = Field("PROJECT.md", description="Master document updated at close.")
-    max_file_mb: float = Field(10, description="Largest file close will commit (unless tracked by Git LFS).")
+    milestones_dir: RepoPath = Field("ProjectFiles/Milestones", description="Folder holding the Phase<N> folders.")
+    runs_dir: RepoPath = Field("submission_runs", description="Folder holding run evidence folders.")
+    templates_dir: RepoPath = Field("templates", description="Project templates that override the defaults.")
+    master_doc: RepoPath = Field("PROJECT.md", description="Master document updated at close.")
+    # Numbers are finite and bounded: `nan` compares false with everything and would switch a check off.
+    max_file_mb: float = Field(
+        10, gt=0, le=1024 * 1024, allow_inf_nan=False, strict=True,
+        description="Largest file close will commit (unless tracked by Git LFS).",
+    )
+    render_timeout_s: float = Field(
+        10, gt=0, le=3600, allow_inf_nan=False, strict=True, description="Seconds one template render may run."
+    )
     close: CloseSettings = Field(default_factory=CloseSettings)
 
 

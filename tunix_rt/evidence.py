@@ -29,15 +29,15 @@ MANIFEST = "run_manifest.json"
 ARTIFACTS = "artifacts.json"
 ENV_SNAPSHOT = "env_snapshot.json"
 CONFIG = "config.yaml"
-CONFIG_DEFAULTS = "config_defaults.yaml"  # the plugin's defaults for this kind of run: the summary shows only differences
+CONFIG_DEFAULTS = "config_defaults.yaml"  # the plugin's defaults: the summary shows only what a run changed
 METRICS = "metrics.jsonl"
 EVAL_SUMMARY = "eval_summary.json"
 PREDICTIONS = "predictions.jsonl"
 LOSS_CURVE = "loss_curve.png"
 TRAINING_LOG = "training_log.txt"
 EVAL_LOG = "eval_log.txt"
-RUN_FILES = (MANIFEST, CONFIG, CONFIG_DEFAULTS, ENV_SNAPSHOT, TRAINING_LOG, EVAL_LOG, METRICS, EVAL_SUMMARY, PREDICTIONS,
-             LOSS_CURVE, ARTIFACTS)
+RUN_FILES = (MANIFEST, CONFIG, CONFIG_DEFAULTS, ENV_SNAPSHOT, TRAINING_LOG, EVAL_LOG, METRICS, EVAL_SUMMARY,
+             PREDICTIONS, LOSS_CURVE, ARTIFACTS)
 
 _PLACEHOLDER = re.compile(
     r"^\s*$|<[^<>]*>|^\s*(todo|tbd|tba|pending|n/?a|none|null|unknown|fixme|xxx|\?+|paste .*)\s*$", re.IGNORECASE
@@ -92,7 +92,9 @@ class ModelRef(_Strict):
     source: Literal["hub", "local", "tiny", "external"]  # external: predictions made elsewhere, `id` names the model
     id: str | None = Field(None, description="Hub id, for a hub model.")
     revision: str | None = None
-    local_path: str | None = Field(None, description="Folder the weights were loaded from, relative when inside the repo.")
+    local_path: str | None = Field(
+        None, description="Folder the weights were loaded from, relative when inside the repo."
+    )
     arch: str | None = Field(None, description="Architecture of a tiny random-init model.")
 
     @model_validator(mode="after")
@@ -317,24 +319,34 @@ class VerifyReport:
 
 def load_manifest(path: Path) -> Manifest:
     try:
-        return Manifest.model_validate_json(path.read_text(encoding="utf-8"))
-    except (OSError, ValidationError) as exc:
+        return Manifest.model_validate_json(path.read_bytes())  # bytes: invalid UTF-8 is a validation error
+    except OSError as exc:
+        raise TunixError(f"{path}: cannot read the run manifest: {exc.strerror}") from exc
+    except ValidationError as exc:
         raise TunixError(f"{path}: invalid run manifest: {str(exc).splitlines()[0]}") from exc
 
 
 def verify(project, run: str) -> VerifyReport:
     """Re-hashes every file listed in `artifacts.json` and re-validates the manifest."""
     run_dir = resolve_run(project, run)
+    listing = project.relative(run_dir / ARTIFACTS)
     try:
-        artifacts = Artifacts.model_validate_json((run_dir / ARTIFACTS).read_text(encoding="utf-8"))
+        artifacts = Artifacts.model_validate_json((run_dir / ARTIFACTS).read_bytes())  # bytes: see load_manifest
+    except OSError as exc:
+        raise TunixError(f"cannot read {listing}: {exc.strerror}") from exc
     except ValidationError as exc:
-        raise TunixError(f"{project.relative(run_dir / ARTIFACTS)} is not valid: {exc.errors()[0]['msg']}") from exc
+        raise TunixError(f"{listing} is not valid: {exc.errors()[0]['msg']}") from exc
     report = VerifyReport(run_id=artifacts.run_id, path=project.relative(run_dir))
     folder = run_dir.resolve()
     for item in artifacts.files:  # a tampered list must not make verify read files elsewhere
-        target = (project.root / item.path).resolve()
-        if Path(item.path).is_absolute() or folder not in target.parents:
-            raise TunixError(f"{project.relative(run_dir / ARTIFACTS)} lists {item.path!r}, outside the run folder")
+        try:
+            target = (project.root / item.path).resolve()
+            inside = not Path(item.path).is_absolute() and folder in target.parents
+            target.exists()  # raises for a name longer than the file system allows
+        except (OSError, ValueError):  # a NUL byte, a name longer than the file system allows
+            raise TunixError(f"{listing} lists {item.path[:80]!r}, which is not a valid path") from None
+        if not inside:
+            raise TunixError(f"{listing} lists {item.path!r}, outside the run folder")
     listed = set()
     for item in artifacts.files:
         listed.add(item.path)

@@ -122,7 +122,8 @@ def parse_report(output: str) -> list[Hook]:
     for line in output.split("\n"):
         match = _HOOK_LINE.match(line.rstrip())
         if match:
-            hooks.append(Hook(name=match.group("name").strip(), id=match.group("name").strip(), status=match.group("status")))
+            name = match.group("name").strip()
+            hooks.append(Hook(name=name, id=name, status=match.group("status")))
             continue
         if not hooks:
             continue

@@ -4,8 +4,12 @@ Durability model: every event is one line written by a single `write()` on an O_
 while holding an exclusive `flock`, so concurrent writers (threads or processes) never interleave
 and entry numbers are allocated without gaps or duplicates. A process killed mid-write can leave
 at most one torn last line (no final newline); readers ignore it with a warning and the next
-writer removes it before appending. A malformed *complete* line is never touched: every reader
-refuses the file with exit 2, naming the line, until a person repairs it.
+writer removes it before appending. A last line that lacks only its newline is a complete event:
+readers read it and the next writer completes it. A malformed *complete* line, a repeated event id
+or an event of a newer schema is never touched: every reader refuses the file with exit 2, naming
+the line, until a person repairs it, and so does every writer: nothing is appended to a ledger that
+readers refuse. Writers check the whole file only when it changed since the last append by one of
+them (a stamp of inode, size and mtime in `.git/tunix-rt/ledgers/`), so an append stays O(1).
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import fcntl
 import json
 import logging
 import os
+import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -55,11 +60,23 @@ def _adapter() -> TypeAdapter[Event]:
 
 
 def encode(event: Event) -> bytes:
-    """One ledger line: compact JSON, UTF-8, newline-terminated."""
+    """One ledger line: compact JSON, UTF-8, newline-terminated; gives the event its id on first use,
+    so encoding the same event again (to predict a commit's bytes, then to append) gives the same line."""
+    if event.id is None:
+        event.id = secrets.token_hex(8)
     return event.model_dump_json().encode("utf-8") + b"\n"
 
 
 # --- reading --------------------------------------------------------------------------------
+
+
+def _complete_event(line: bytes) -> bool:
+    """Whether a last line without its newline is nevertheless a whole event (only the newline was lost)."""
+    try:
+        _adapter().validate_json(line)
+    except ValidationError:
+        return False
+    return True
 
 
 def _split(path: Path, data: bytes) -> list[tuple[int, bytes]]:
@@ -67,12 +84,15 @@ def _split(path: Path, data: bytes) -> list[tuple[int, bytes]]:
     lines = data.split(b"\n")
     torn = lines.pop()  # b"" when the file ends with a newline
     if torn.strip():
-        log.warning(
-            "%s: line %d is incomplete (a writer was interrupted); ignoring it: %r",
-            path,
-            len(lines) + 1,
-            torn[:80].decode("utf-8", "replace"),
-        )
+        if _complete_event(torn):
+            lines.append(torn)
+        else:
+            log.warning(
+                "%s: line %d is incomplete (a writer was interrupted); ignoring it: %r",
+                path,
+                len(lines) + 1,
+                torn[:80].decode("utf-8", "replace"),
+            )
     return [(number, line) for number, line in enumerate(lines, start=1) if line.strip()]
 
 
@@ -87,7 +107,20 @@ def parse_line(path: Path, number: int, line: bytes) -> Event:
 
 
 def parse(path: Path, data: bytes) -> list[Event]:
-    return [parse_line(path, number, line) for number, line in _split(path, data)]
+    """Every event, validated; a repeated event id (a duplicated line) refuses the file like a malformed line."""
+    events: list[Event] = []
+    seen: dict[str, int] = {}
+    for number, line in _split(path, data):
+        event = parse_line(path, number, line)
+        if event.id is not None:
+            if event.id in seen:
+                raise TunixError(
+                    f"{path}:{number}: repeats the event of line {seen[event.id]} (id {event.id}); "
+                    "remove the duplicate by hand"
+                )
+            seen[event.id] = number
+        events.append(event)
+    return events
 
 
 def read(path: Path) -> list[Event]:
@@ -120,7 +153,16 @@ class Writer:
         self.fd = fd
         self.size = os.fstat(fd).st_size
         self._drop_torn_tail()
+        self._refuse_unreadable()
         self.size_before = self.size
+
+    def _refuse_unreadable(self) -> None:
+        """A ledger readers refuse takes no append: checked in full unless the stamp left by the last
+        writer proves nobody else touched the file since."""
+        if _stamp(self.fd) == _read_stamp(self.path):
+            return
+        fold(self.path, self.events())
+        _write_stamp(self.path, self.fd)
 
     def _read_at(self, offset: int, length: int) -> bytes:
         return os.pread(self.fd, length, offset)
@@ -138,6 +180,10 @@ class Writer:
             chunk = self._read_at(start, self.size - start)
             cut = chunk.rfind(b"\n")
         keep = start + cut + 1 if cut >= 0 else 0
+        if _complete_event(chunk[cut + 1 :]):  # only the newline was lost: the event stands
+            os.write(self.fd, b"\n")
+            self.size += 1
+            return
         log.warning(
             "%s: removing an incomplete last line left by an interrupted writer (%d bytes)",
             self.path,
@@ -221,6 +267,10 @@ class Writer:
     def append(self, *events: Event) -> None:
         """All events in one write, so a crash leaves either all of them or a torn last line."""
         data = b"".join(encode(event) for event in events)
+        ids = [event.id for event in events]
+        tail_ids = {json.loads(line).get("id") for line, _ in zip(self.lines_backwards(), range(8))}
+        if len(set(ids)) != len(ids) or tail_ids.intersection(ids):
+            raise TunixError(f"{self.path}: refused to append an event twice (id {ids[0]})")
         written = 0
         try:
             while written < len(data):  # a short write happens only on a full disk or a signal
@@ -229,6 +279,7 @@ class Writer:
             os.ftruncate(self.fd, self.size)  # no partial event, and no half of a multi-event append
             raise
         self.size += len(data)
+        _write_stamp(self.path, self.fd)
 
     def truncate(self, size: int) -> None:
         """Takes back this writer's own appends (used by `close` to stay all-or-nothing)."""
@@ -236,6 +287,40 @@ class Writer:
             raise ValueError("a writer may only take back what it appended")
         os.ftruncate(self.fd, size)
         self.size = size
+
+
+def _stamp_file(path: Path) -> Path | None:
+    """Where writers leave the stamp of a ledger: the clone's `.git/tunix-rt/ledgers/` (None outside a repo)."""
+    from tunix_rt.project import find_git_dir
+
+    found = find_git_dir(path.parent)
+    return None if found is None else found / "tunix-rt" / "ledgers" / f"{path.name}.stamp"
+
+
+def _stamp(fd: int) -> str:
+    st = os.fstat(fd)
+    return f"{st.st_ino} {st.st_size} {st.st_mtime_ns}"
+
+
+def _read_stamp(path: Path) -> str | None:
+    where = _stamp_file(path)
+    try:
+        return where.read_text(encoding="ascii") if where is not None else None
+    except (OSError, ValueError):
+        return None
+
+
+def _write_stamp(path: Path, fd: int) -> None:
+    where = _stamp_file(path)
+    if where is None:
+        return
+    try:
+        where.parent.mkdir(parents=True, exist_ok=True)
+        tmp = where.with_name(f".{where.name}.{os.getpid()}.tmp")
+        tmp.write_text(_stamp(fd), encoding="ascii")
+        os.replace(tmp, where)
+    except OSError:
+        pass  # a read-only .git: the next writer checks the whole file instead
 
 
 _WAIT_NOTICE_S = 1.0
@@ -347,6 +432,8 @@ def fold(path: Path, events: list[Event]) -> Milestone:
     run_index: dict[str, int] = {}
     for event in events[1:]:
         if isinstance(event, EntryAdded):
+            if event.entry.number in entry_index:
+                raise TunixError(f"{path}: entry {event.entry.number} is added twice; remove the duplicate by hand")
             entry_index[event.entry.number] = len(state.entries)
             state.timeline.append(TimelineItem(type="entry", index=len(state.entries)))
             state.entries.append(event.entry.model_copy(deep=True))
@@ -372,6 +459,8 @@ def fold(path: Path, events: list[Event]) -> Milestone:
         elif isinstance(event, ThresholdAccepted):
             _accept(state, event)
         elif isinstance(event, MilestoneClosed):
+            if state.status == "closed":
+                raise TunixError(f"{path}: the milestone is closed twice; remove the duplicate by hand")
             state.status = "closed"
             state.closed = event.closed
         elif isinstance(event, MilestoneStarted):

@@ -1,4 +1,5 @@
-"""Reads a hand-written tool-calls log (M42–M50 style) into schema objects, keeping verbatim what it does not understand.
+"""Reads a hand-written tool-calls log (M42–M50 style) into schema objects, keeping verbatim what it does not
+understand.
 
 It works on markdown-it-py's block tokens and slices the source lines they map to, so every value is the author's
 markdown as written (backticks, emphasis, links), never a re-rendering. Recognised headings become `Entry`,
@@ -338,7 +339,11 @@ def _close_index(tokens: list[Token], i: int) -> int:
 def _build(tokens: list[Token], i: int, stop: int, container: _Node | None, source: _Source, out: list[_Node]) -> None:
     while i < stop:
         token = tokens[i]
-        if token.nesting == -1 or token.map is None or (token.type == "html_block" and token.content.strip() == _END_LIST):
+        if (
+            token.nesting == -1
+            or token.map is None
+            or (token.type == "html_block" and token.content.strip() == _END_LIST)
+        ):
             i += 1  # `<!-- -->` only ends a list (CommonMark's idiom, which the templates use): a separator
             continue
         j = _close_index(tokens, i) if token.nesting == 1 else i
@@ -429,7 +434,9 @@ class _Body:
         if chunk.label and "".join(chunk.value):
             # "**Result:** lead text:" owns only a list that starts on the very next line, and only when the lead
             # is that one line (a longer lead stays an item: it could not be written back inline).
-            return node.type == "list" and node.start == chunk.last_line and chunk.value[0] != "" and len(chunk.value) == 1
+            return (
+                node.type == "list" and node.start == chunk.last_line and chunk.value[0] != "" and len(chunk.value) == 1
+            )
         return True
 
     def add(self, node: _Node) -> None:
@@ -710,7 +717,8 @@ class _Reader:
         title = _unescape_heading(match.group(2).strip())
         if status_text and status is None:
             self.kept_raw.append(
-                f"checkpoint {title!r}: status {status_text!r} is not in the vocabulary; kept as its text with no status"
+                f"checkpoint {title!r}: status {status_text!r} is not in the vocabulary;"
+                " kept as its text with no status"
             )
         self.items.append(
             Checkpoint(
@@ -740,7 +748,9 @@ class _Reader:
         ):
             rest = body_nodes  # anything else under the heading stays verbatim, after the session
             recovered = []
-        self.items.append(Session(number=self.sessions, date=date, started=date, recovered="\n".join(recovered) or None))
+        self.items.append(
+            Session(number=self.sessions, date=date, started=date, recovered="\n".join(recovered) or None)
+        )
         if rest:
             self.block("", rest, rest[0].start)
 
@@ -758,7 +768,8 @@ def _first_line(text: str) -> str:
 
 def _top_level_split(text: str) -> list[str]:
     """Splits on commas outside parentheses/brackets: `run_terminal_cmd (git commit + push), write` is two tools."""
-    parts, depth, current = [], 0, []
+    current: list[str] = []
+    parts, depth = [], 0
     for char in text:
         if char in "([{":
             depth += 1

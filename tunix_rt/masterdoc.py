@@ -29,7 +29,9 @@ def _number(milestone_id: str) -> int:
     return int(milestone_id[1:])
 
 
-def update(text: str | None, milestone_id: str, block: str, *, heading: str | None = None, title: str = "Project") -> str:
+def update(
+    text: str | None, milestone_id: str, block: str, *, heading: str | None = None, title: str = "Project"
+) -> str:
     """The master document with `milestone_id` marked complete and its block in place."""
     block = block.strip("\n")
     if not text or not text.strip():

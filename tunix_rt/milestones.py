@@ -170,6 +170,15 @@ def _refuse_existing(project: Project, mid: str) -> None:
                 raise TunixError(f"milestone {mid} already exists on branch {branch} ({path})")
 
 
+MAX_PHASE = 9999  # a folder name, `Phase<N>`: 300 digits made the file system refuse it with a traceback
+
+
+def check_phase(phase: int | None) -> int | None:
+    if phase is not None and not 0 <= phase <= MAX_PHASE:
+        raise TunixError(f"--phase must be a number from 0 to {MAX_PHASE}")
+    return phase
+
+
 def slug(title: str) -> str:
     text = re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")
     return text[:48].rstrip("-") or "work"
@@ -186,13 +195,17 @@ def _take_baseline(project: Project, folder: Path, mid: str) -> tuple[Baseline, 
     patch_path = folder / f"{mid}_baseline.patch"
     baseline = Baseline(
         sha=state.sha,
-        branch=state.branch,
-        dirty_files=state.dirty_files,
+        branch=clean(state.branch, "the branch name") if state.branch is not None else None,
+        dirty_files=[clean(name, "a dirty file name") for name in state.dirty_files],
         diff_patch=project.relative(patch_path) if state.diff_patch else None,
         time=clock.stamp(),
         environment=environment.snapshot(),
     )
     return baseline, state.diff_patch
+
+
+def _max_bytes(project: Project) -> int:
+    return int(project.settings.max_file_mb * 1024 * 1024)
 
 
 def _scaffold_texts(project: Project, mid: str, title: str, folder: Path) -> dict[Path, str]:
@@ -238,15 +251,34 @@ def _create(
     path = folder / f"{mid}.ledger.jsonl"
     state = ledger.fold(path, [started, *events])
     view = views.full_text(project, state)
+    # Close refuses a file over max_file_mb: refuse now a ledger or view that would be one (D17).
+    limit = _max_bytes(project)
+    for name, size in (
+        (path.name, sum(len(ledger.encode(event)) for event in [started, *events])),
+        (f"{mid}_toolcalls.md", len(view.text.encode("utf-8"))),
+    ):
+        if size > limit:
+            raise TunixError(
+                f"{name} would be {size / 1024 / 1024:.1f} MB, over max_file_mb = {project.settings.max_file_mb:g}"
+            )
     documents = _scaffold_texts(project, mid, title, folder)
+    created_folder = not folder.exists()
     folder.mkdir(parents=True, exist_ok=True)
-    if patch:
-        patch_text, kinds = redact(patch)
-        if kinds:
-            log.warning("redacted %s from the baseline patch", ", ".join(sorted(set(kinds))))
-        (folder / f"{mid}_baseline.patch").write_bytes(patch_text.encode("utf-8"))
-    # Creating the ledger is what claims the id: of two racing `start`s exactly one wins.
-    created = ledger.create(path, [started, *events])
+    patch_path = folder / f"{mid}_baseline.patch"
+    try:
+        if patch:
+            patch_text, kinds = redact(patch)
+            if kinds:
+                log.warning("redacted %s from the baseline patch", ", ".join(sorted(set(kinds))))
+            views.write_atomic(patch_path, patch_text)  # a full disk leaves no truncated patch (D23)
+        # Creating the ledger is what claims the id: of two racing `start`s exactly one wins.
+        created = ledger.create(path, [started, *events])
+    except BaseException:
+        if patch and not path.exists():
+            patch_path.unlink(missing_ok=True)
+        if created_folder and not any(folder.iterdir()):
+            folder.rmdir()
+        raise
     with ledger.writer(path) as w:
         if w.size == created:
             views.after_append(project, mid, w, None, full_view=view)
@@ -277,18 +309,19 @@ def start(
     mid = canonical_milestone(milestone_id)
     title = required(title, "--title", one_line=True)
     accepted = [thresholds.parse(expression) for expression in accept]
-    if phase is not None and phase < 0:
-        raise TunixError(f"--phase must be 0 or more, not {phase}")
+    check_phase(phase)
     _refuse_existing(project, mid)
     phase = phase if phase is not None else _latest_phase(project)
-    if branch:
-        from tunix_rt import vcs
-
-        vcs.create_branch(vcs.open_repo(project.root), f"milestone/{mid}-{slug(title)}")
     now = clock.stamp()
     session = SessionStarted(time=now, session=Session(number=1, date=now[:10], started=now))
     registered = [ThresholdAccepted(time=now, threshold=threshold) for threshold in accepted]
-    return _create(project, mid, title, phase, [session, *registered], source="cli")
+    if not branch:
+        return _create(project, mid, title, phase, [session, *registered], source="cli")
+    from tunix_rt import vcs
+
+    # A start refused after the branch exists leaves HEAD where it was and no branch behind (D29).
+    with vcs.new_branch(vcs.open_repo(project.root), f"milestone/{mid}-{slug(title)}"):
+        return _create(project, mid, title, phase, [session, *registered], source="cli")
 
 
 def accept(project: Project, expression: str, *, milestone: str | None = None) -> AcceptedThreshold:
@@ -331,17 +364,10 @@ def import_log(
     view's path already holds a hand-written file (importing in place), it is kept beside it as
     `M43_toolcalls.imported.md` rather than overwritten.
     """
-    limit = int(project.settings.max_file_mb * 1024 * 1024)
-    try:
-        size = source.stat().st_size
-        if size > limit:  # close would refuse to commit the ledger and view it turns into
-            raise TunixError(
-                f"{source} is {size / 1024 / 1024:.1f} MB, over max_file_mb ({project.settings.max_file_mb:g}); "
-                "a tool-calls log that large is not one"
-            )
-        data = source.read_bytes()
-    except OSError as exc:
-        raise TunixError(f"cannot read {source}: {exc.strerror}") from exc
+    from tunix_rt.files import read_bounded
+
+    # Read with a bound, not by its size: /dev/zero says 0 bytes and never ends (D18).
+    data = read_bounded(source, _max_bytes(project), "the tool-calls log")
     if milestone:
         _refuse_existing(project, canonical_milestone(milestone))
     from tunix_rt import legacy
@@ -351,8 +377,7 @@ def import_log(
     if not given:
         raise TunixError(f"{source}: no milestone id in its title; pass --milestone M43")
     mid = canonical_milestone(given)
-    if phase is not None and phase < 0:
-        raise TunixError(f"--phase must be 0 or more, not {phase}")
+    check_phase(phase)
     if not milestone:  # a given id was checked before parsing
         _refuse_existing(project, mid)
     phase = phase if phase is not None else _latest_phase(project)
@@ -423,7 +448,10 @@ def add_entry(
     canonical = parse_status(status) if status is not None else None
     built = build_sections(sections)
     point = required(checkpoint, "--checkpoint") if checkpoint is not None else None
-    text = " ".join(clean(status_text, "the status text").split()) if status_text else ""
+    text = required(status_text, "--status-text", one_line=True) if status_text is not None else ""
+    # Identifiers come from outside like any text: a token pasted there must not reach the ledger (D16).
+    agent_session_id = clean(agent_session_id, "the agent session id") if agent_session_id is not None else None
+    tool_use_id = clean(tool_use_id, "the tool-use id") if tool_use_id is not None else None
     mid, path = _ledger_path(project, milestone)
     with ledger.writer(path) as w:
         tail = w.tail()
@@ -470,7 +498,8 @@ def update_entry(
     canonical = parse_status(status) if status is not None else None
     built = build_sections(sections)
     point = required(checkpoint, "--checkpoint") if checkpoint is not None else None
-    text = " ".join(clean(status_text, "the status text").split()) if status_text else None
+    # Given but blank is refused, not stored: an empty text erased the recorded one (D28).
+    text = required(status_text, "--status-text", one_line=True) if status_text is not None else None
     if canonical is None and text is None and not built and point is None:
         raise TunixError("nothing to update: give --status, --section or --checkpoint")
     mid, path = _ledger_path(project, milestone)
@@ -596,7 +625,11 @@ def list_all(project: Project) -> list[Milestone]:
 
 def render_views(project: Project, milestone: str | None = None) -> list[Path]:
     """Re-renders every tool-calls view from its ledger (or just one milestone's)."""
-    targets = [(canonical_milestone(milestone), project.ledger(canonical_milestone(milestone)))] if milestone else project.all_ledgers()
+    targets = (
+        [(canonical_milestone(milestone), project.ledger(canonical_milestone(milestone)))]
+        if milestone
+        else project.all_ledgers()
+    )
     written = []
     for mid, path in targets:
         project.check_inside(path)

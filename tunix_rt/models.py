@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION: Literal[1] = 1
 
 Status = Literal["planned", "in-progress", "completed", "failed", "blocked", "skipped"]
 STATUSES: tuple[str, ...] = ("planned", "in-progress", "completed", "failed", "blocked", "skipped")
@@ -194,6 +194,9 @@ class ClosedInfo(Model):
 class _Event(Model):
     schema_version: Literal[1] = SCHEMA_VERSION
     time: str
+    # A random id, given when the event is first encoded: a line written twice (a copy, a replayed
+    # append) repeats it, and readers refuse the ledger. Events written before ids existed have none.
+    id: str | None = None
 
 
 class MilestoneStarted(_Event):

@@ -21,17 +21,44 @@ from tunix_rt.ids import canonical_milestone
 _PHASE_DIR = re.compile(r"Phase(\d+)")
 
 
+def _git_dir_of(folder: Path) -> Path | None:
+    """The git directory of `folder` (its `.git` folder, or where a `.git` file points), or None."""
+    dot_git = folder / ".git"
+    if dot_git.is_dir():
+        return dot_git
+    if not dot_git.is_file():
+        return None
+    # A worktree or submodule: `gitdir: <path>`. Anything else is a damaged repository, said plainly.
+    try:
+        text = dot_git.read_bytes()[:4096].decode("utf-8").strip()
+    except (OSError, UnicodeDecodeError):
+        raise TunixError(f"{dot_git} is not a readable `gitdir:` file; repair or remove it") from None
+    if not text.startswith("gitdir:"):
+        raise TunixError(f"{dot_git} has no `gitdir:` line; repair or remove it")
+    try:
+        git_dir = (folder / text.split(":", 1)[1].strip()).resolve()
+        exists = git_dir.is_dir()
+    except (OSError, ValueError):
+        exists = False
+    if not exists:
+        raise TunixError(f"{dot_git} points to {text.split(':', 1)[1].strip()!r}, which is not a git directory")
+    return git_dir
+
+
 def _find_root(start: Path) -> tuple[Path, Path]:
     for folder in (start, *start.parents):
-        dot_git = folder / ".git"
-        if dot_git.is_dir():
-            return folder, dot_git
-        if dot_git.is_file():  # a worktree or submodule: `gitdir: <path>`
-            text = dot_git.read_text(encoding="utf-8").strip()
-            if text.startswith("gitdir:"):
-                git_dir = Path(text.split(":", 1)[1].strip())
-                return folder, (folder / git_dir).resolve()
+        git_dir = _git_dir_of(folder)
+        if git_dir is not None:
+            return folder, git_dir
     raise TunixError(f"{start} is not inside a git repository (run `git init` first)")
+
+
+def find_git_dir(start: Path) -> Path | None:
+    """The git directory above `start`, or None (also for a damaged `.git`, which commands report)."""
+    try:
+        return _find_root(start.resolve())[1]
+    except (TunixError, OSError, ValueError):
+        return None
 
 
 @dataclass
@@ -91,7 +118,9 @@ class Project:
     def ledger(self, milestone_id: str) -> Path:
         path = self.find_ledger(milestone_id)
         if path is None:
-            raise TunixError(f"milestone {milestone_id} does not exist (start it with `milestone start {milestone_id}`)")
+            raise TunixError(
+                f"milestone {milestone_id} does not exist (start it with `milestone start {milestone_id}`)"
+            )
         self.check_inside(path)
         return path
 
@@ -119,10 +148,13 @@ class Project:
         return self.state_dir / "state.json"
 
     def current_milestone(self) -> str | None:
+        """The id in `state.json`; a file that is not an object holding a string counts as none (D10)."""
         try:
-            return json.loads(self._state_file().read_text(encoding="utf-8")).get("current")
+            state = json.loads(self._state_file().read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return None
+        current = state.get("current") if isinstance(state, dict) else None
+        return current if isinstance(current, str) else None
 
     def set_current_milestone(self, milestone_id: str) -> None:
         self.state_dir.mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,5 @@
-"""The `milestone run train|eval` use case: validate everything, then allocate the evidence folder, run the plugin, record the run.
+"""The `milestone run train|eval` use case: validate everything, then allocate the evidence folder, run the plugin,
+record the run.
 
 Order matters: the config, the data and the run id are all checked (exit 2, nothing written) before
 the folder exists. Once it exists the run always ends with a manifest, `artifacts.json`, a closed
@@ -325,7 +326,8 @@ def _run_main(project, mid, kind, plugin, config_path, config, prepared, run_id,
         mid,
         title=f"{'Train' if kind == 'train' else 'Evaluate'} with {plugin.name} ({run_id})",
         tools=[TOOL[kind]],
-        purpose=f"{'Training' if kind == 'train' else 'Scored evaluation'} run {run_id}, evidence written by the run itself",
+        purpose=f"{'Training' if kind == 'train' else 'Scored evaluation'} run {run_id},"
+        " evidence written by the run itself",
         files=[rel_dir + "/", config_ref.path],
         status="in-progress",
         source="plugin",
@@ -370,7 +372,8 @@ def _run_main(project, mid, kind, plugin, config_path, config, prepared, run_id,
     if status == "failed":
         if isinstance(failure, TunixError):
             raise failure
-        raise WorkFailed(f"run {run_id} failed: {error.splitlines()[0]} (see {rel_dir}/{LOG_FILE[kind]})") from failure
+        reason = (error or "no error text").splitlines()[0]
+        raise WorkFailed(f"run {run_id} failed: {reason} (see {rel_dir}/{LOG_FILE[kind]})") from failure
     return Outcome(record, run_dir, manifest, results)
 
 

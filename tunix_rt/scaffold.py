@@ -62,6 +62,8 @@ def init(project: Project) -> InitResult:
             result.written.append("milestone.toml")
     project.__dict__.pop("settings", None)  # re-read what was just written
     settings = project.settings
+    for target in (project.milestones_dir, project.runs_dir, project.root / settings.master_doc):
+        project.check_inside(target)  # the settings are relative, but a symlinked folder may lead out (D09)
 
     for folder in (project.milestones_dir, project.runs_dir):
         if folder.is_dir():

@@ -15,7 +15,8 @@ from collections import defaultdict
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -84,6 +85,17 @@ class Item:
     difficulty: str = "unspecified"
 
 
+class Grouped(Protocol):
+    """What a breakdown needs of an item: the groups it is reported under (core `Item`, or a plugin's own)."""
+
+    @property
+    def section(self) -> str: ...
+    @property
+    def category(self) -> str: ...
+    @property
+    def difficulty(self) -> str: ...
+
+
 def totals(scored: list[dict[str, bool]], indices: list[int]) -> evidence.ScoreTotals:
     n = len(indices)
     values: dict[str, Any] = {"n": n}
@@ -94,7 +106,7 @@ def totals(scored: list[dict[str, bool]], indices: list[int]) -> evidence.ScoreT
     return evidence.ScoreTotals(**values)
 
 
-def summarise(items: list[Item], scored: list[dict[str, bool]]) -> dict[str, Any]:
+def summarise(items: Sequence[Grouped], scored: list[dict[str, bool]]) -> dict[str, Any]:
     """Totals and per-section/category/difficulty breakdowns (counts and rates), as `EvalSummary` fields."""
     summary: dict[str, Any] = {"totals": totals(scored, list(range(len(items))))}
     for name in ("section", "category", "difficulty"):

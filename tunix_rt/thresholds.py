@@ -68,7 +68,8 @@ def parse(expression: str) -> Threshold:
     match = _EXPRESSION.match(expression or "")
     if not match:
         raise TunixError(
-            f"threshold {expression!r}: expected KEY OP NUMBER with OP one of >= <= > < == (e.g. eval.primary_score>=0.4)"
+            f"threshold {expression!r}: expected KEY OP NUMBER with OP one of >= <= > < == "
+            "(e.g. eval.primary_score>=0.4)"
         )
     key, op, raw = match.group("key"), match.group("op"), match.group("value")
     try:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -74,6 +76,32 @@ def create_branch(repo: git.Repo, name: str) -> None:
         raise TunixError(f"branch {name} already exists")
     # In an empty repository this makes the unborn branch current, which is what a first commit wants.
     repo.git.checkout("-b", name)
+
+
+@contextmanager
+def new_branch(repo: git.Repo, name: str) -> Iterator[None]:
+    """Creates and checks out `name` for the block; if the block fails, HEAD goes back to where it was
+    and the branch is removed, so a refused command leaves no branch behind."""
+    if name in local_branches(repo):
+        raise TunixError(f"branch {name} already exists")
+    try:
+        previous: str | None = repo.git.symbolic_ref("-q", "HEAD")  # refs/heads/main, also when unborn
+    except git.GitCommandError:
+        previous = None  # a detached HEAD
+    sha = head_sha(repo)
+    repo.git.checkout("-b", name)
+    try:
+        yield
+    except BaseException:
+        if previous is None:
+            repo.git.checkout("--detach", sha)
+        elif sha is None:
+            repo.git.symbolic_ref("HEAD", previous)
+        else:
+            repo.git.checkout(previous.removeprefix("refs/heads/"))
+        if sha is not None:
+            repo.git.branch("-D", name)
+        raise
 
 
 def trailer_commit(repo: git.Repo, milestone_id: str) -> str | None:
@@ -162,7 +190,7 @@ def changed_since(repo: git.Repo, baseline: str | None) -> list[FileStat]:
                 change=changes.get(path, "modified"),
             )
         )
-    root = Path(repo.working_tree_dir)
+    root = Path(str(repo.working_tree_dir))
     for path in repo.git.ls_files("--others", "--exclude-standard", "-z").split("\0"):
         if not path:
             continue
@@ -296,7 +324,8 @@ def identity_problem(repo: git.Repo) -> str | None:
     """Why a commit would fail for lack of an author identity, or None."""
     status, _, err = repo.git.var("GIT_AUTHOR_IDENT", with_extended_output=True, with_exceptions=False)
     if status != 0:
-        return f"git has no author identity ({err.strip().splitlines()[-1] if err.strip() else 'user.name/user.email unset'})"
+        detail = err.strip().splitlines()[-1] if err.strip() else "user.name/user.email unset"
+        return f"git has no author identity ({detail})"
     status, _, err = repo.git.var("GIT_COMMITTER_IDENT", with_extended_output=True, with_exceptions=False)
     if status != 0:
         return "git has no committer identity (set user.name and user.email)"

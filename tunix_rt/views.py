@@ -87,7 +87,11 @@ def write_atomic(path: Path, text: str) -> None:
 
 
 def environment(project: Project):
-    return render.environment(project.root / project.settings.templates_dir, project.state_dir / "jinja-cache")
+    return render.environment(
+        project.root / project.settings.templates_dir,
+        project.state_dir / "jinja-cache",
+        timeout_s=project.settings.render_timeout_s,
+    )
 
 
 def full_text(project: Project, milestone: Milestone) -> Rendered:
@@ -161,7 +165,9 @@ def after_append(
             render_full(project, milestone_id, writer.path, writer)
             return
         if not text:  # nothing visible changed
-            _write_cache(project, milestone_id, writer.size, cache["md_size"], cache["last_offset"], cache.get("last_entry"))
+            _write_cache(
+                project, milestone_id, writer.size, cache["md_size"], cache["last_offset"], cache.get("last_entry")
+            )
             return
         data = text.encode("utf-8")
         with open(target, "ab") as handle:

@@ -50,10 +50,16 @@ class ModelConfig(_Strict):
 
 class DataConfig(_Strict):
     train: Path | None = Field(None, description="JSONL reasoning traces (prompt, steps, final_answer, meta).")
-    eval: Path | None = Field(None, description="JSONL eval items (id, prompt, expected_answer, section, category, difficulty).")
-    eval_split: float = Field(0.05, ge=0.0, lt=0.5, description="Fraction of distinct training prompts held out for eval loss.")
+    eval: Path | None = Field(
+        None, description="JSONL eval items (id, prompt, expected_answer, section, category, difficulty)."
+    )
+    eval_split: float = Field(
+        0.05, ge=0.0, lt=0.5, description="Fraction of distinct training prompts held out for eval loss."
+    )
     skip_invalid: bool = Field(False, description="Count and report malformed lines instead of refusing the dataset.")
-    completion_only_loss: bool = Field(True, description="Loss on the reasoning steps + answer + EOS only, not the prompt.")
+    completion_only_loss: bool = Field(
+        True, description="Loss on the reasoning steps + answer + EOS only, not the prompt."
+    )
 
 
 class TrainingConfig(_Strict):
@@ -68,7 +74,9 @@ class TrainingConfig(_Strict):
     warmup_steps: int = Field(0, ge=0, description="Linear warmup steps.")
     lr_scheduler: Literal["linear", "cosine", "constant"] = Field("linear", description="Decay after warmup.")
     max_grad_norm: float | None = Field(1.0, gt=0, description="Gradient clipping (null: off).")
-    dtype: Literal["float32", "bfloat16", "float16"] = Field("float32", description="Autocast dtype (weights stay fp32).")
+    dtype: Literal["float32", "bfloat16", "float16"] = Field(
+        "float32", description="Autocast dtype (weights stay fp32)."
+    )
     optimizer: Literal["adamw", "adafactor", "sgd"] = Field("adamw", description="Optimizer.")
     batching: Literal["grouped", "flatten", "random"] = Field(
         "flatten",
@@ -76,7 +84,9 @@ class TrainingConfig(_Strict):
         "random: dynamic padding in random order.",
     )
     group_batches: int = Field(
-        50, ge=1, description="grouped: batches per length-sorted mega-batch (smaller: more varied batches, more padding)."
+        50,
+        ge=1,
+        description="grouped: batches per length-sorted mega-batch (smaller: more varied batches, more padding).",
     )
     save_every_steps: int | None = Field(None, ge=1, description="Checkpoint (weights + JSON sidecar) every N steps.")
     logging_steps: int = Field(10, ge=1, description="A metrics.jsonl line every N steps.")

@@ -1,4 +1,5 @@
-"""Reasoning-trace and eval-set loading, the training text format, tokenisation with completion-only labels, and batching.
+"""Reasoning-trace and eval-set loading, the training text format, tokenisation with completion-only labels, and
+batching.
 
 Training text: the prompt, a newline, one `Step k: ...` line per reasoning step, `Answer: ...`,
 then EOS. The hand-run project trained on the prompt alone with no EOS, so its model learned to
@@ -102,7 +103,7 @@ def _parse_item(obj: Any, line: int) -> EvalItem:
     expected = obj.get("expected_answer", obj.get("final_answer"))
     if expected is None:
         raise ValueError("missing 'expected_answer'")
-    meta = obj.get("meta") if isinstance(obj.get("meta"), dict) else {}
+    meta: dict[str, Any] = obj["meta"] if isinstance(obj.get("meta"), dict) else {}
     prompt = _text(obj["prompt"], "'prompt'")
     if not prompt:
         raise ValueError("empty 'prompt'")
@@ -259,7 +260,8 @@ def collate_flat(samples: list[Sample]):
     """
     import torch
 
-    ids, labels, positions = [], [], []
+    positions: list[int] = []
+    ids, labels = [], []
     for s in samples:
         ids.extend(s.input_ids)
         labels.extend([IGNORE] + s.labels[1:])

@@ -17,7 +17,9 @@ from typing import Any
 from tunix_rt.scoring import PRIMARY_METRIC, extract_answer, normalise, score, summarise  # noqa: F401 (re-exported)
 from tunix_rt_torch_sft.data import EvalItem, format_prompt
 
-def generate(model, tokenizer, prompts: list[str], max_new_tokens: int, batch_size: int, device, autocast) -> tuple[list[str], int]:
+def generate(
+    model, tokenizer, prompts: list[str], max_new_tokens: int, batch_size: int, device, autocast
+) -> tuple[list[str], int]:
     """Greedy completions in the input order; batches of similar length, left-padded, stopping at EOS."""
     import torch
 
@@ -25,7 +27,10 @@ def generate(model, tokenizer, prompts: list[str], max_new_tokens: int, batch_si
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
     outputs: list[str] = [""] * len(prompts)
     new_tokens = 0
-    eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    eos, pad = (
+        tokenizer.eos_token_id,
+        tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id,
+    )
     model.eval()
     for start in range(0, len(order), batch_size):
         chunk = order[start : start + batch_size]
@@ -33,7 +38,12 @@ def generate(model, tokenizer, prompts: list[str], max_new_tokens: int, batch_si
         enc = {k: v.to(device) for k, v in enc.items()}
         with torch.no_grad(), autocast():
             out = model.generate(
-                **enc, max_new_tokens=max_new_tokens, do_sample=False, eos_token_id=eos, pad_token_id=pad, use_cache=True
+                **enc,
+                max_new_tokens=max_new_tokens,
+                do_sample=False,
+                eos_token_id=eos,
+                pad_token_id=pad,
+                use_cache=True,
             )
         generated = out[:, enc["input_ids"].shape[1] :].tolist()
         for i, ids in zip(chunk, generated):
@@ -44,7 +54,9 @@ def generate(model, tokenizer, prompts: list[str], max_new_tokens: int, batch_si
     return outputs, new_tokens
 
 
-def run(model, tokenizer, items: list[EvalItem], cfg, device, autocast, run_dir: Path, meta: dict[str, Any], log) -> dict[str, Any]:
+def run(
+    model, tokenizer, items: list[EvalItem], cfg, device, autocast, run_dir: Path, meta: dict[str, Any], log
+) -> dict[str, Any]:
     """Generates, extracts, scores; writes predictions.jsonl and eval_summary.json; returns the summary."""
     from tunix_rt import evidence
 
@@ -53,7 +65,13 @@ def run(model, tokenizer, items: list[EvalItem], cfg, device, autocast, run_dir:
     log(f"eval: {len(items)} items, max_new_tokens {cfg.max_new_tokens}, batch {cfg.batch_size}")
     t0 = time.monotonic()
     generated, new_tokens = generate(
-        model, tokenizer, [format_prompt(it.prompt) for it in items], cfg.max_new_tokens, cfg.batch_size, device, autocast
+        model,
+        tokenizer,
+        [format_prompt(it.prompt) for it in items],
+        cfg.max_new_tokens,
+        cfg.batch_size,
+        device,
+        autocast,
     )
     runtime = time.monotonic() - t0
     records, scored = [], []

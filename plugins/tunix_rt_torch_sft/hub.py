@@ -1,4 +1,5 @@
-"""Hugging Face hub access decided before transformers is imported: offline detection, a fast reachability probe, the token.
+"""Hugging Face hub access decided before transformers is imported: offline detection, a fast reachability probe, the
+token.
 
 Without a network a hub id makes transformers retry for 23 s (46 s for a tokenizer) before failing;
 a 2 s probe fails fast instead and names the two ways out: a local folder or HF_HUB_OFFLINE=1.

@@ -49,7 +49,8 @@ def prepare(kind: str, config) -> Prepared:
 
     from tunix_rt_torch_sft.train import resolve_device
 
-    datasets, state = [], {"invalid": []}
+    state: dict[str, Any] = {"invalid": []}
+    datasets = []
     if kind == "train":
         loaded = D.load_traces(config.data.train, config.data.skip_invalid)
         datasets.append(_dataset_fact("train", loaded))

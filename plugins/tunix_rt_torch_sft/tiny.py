@@ -1,4 +1,5 @@
-"""A small random-init causal LM (gpt2 or llama) and a byte-level BPE tokenizer trained on the training text, for offline runs.
+"""A small random-init causal LM (gpt2 or llama) and a byte-level BPE tokenizer trained on the training text, for
+offline runs.
 
 The model and tokenizer are saved with `save_pretrained` under the run folder and loaded back through
 the same `from_pretrained` path a hub model takes, so the demo exercises the real code path.

@@ -1,4 +1,5 @@
-"""The SFT loop, top to bottom: devices and threads, model, data, optimizer, loop, held-out loss, checkpoints, final model, scored eval.
+"""The SFT loop, top to bottom: devices and threads, model, data, optimizer, loop, held-out loss, checkpoints, final
+model, scored eval.
 
 A plain loop (no Trainer): batches padded only to their own longest sample (or flattened), loss on
 completion tokens summed and divided by the mean target-token count of a step, autocast as
@@ -16,7 +17,7 @@ from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
-from tunix_rt.evidence import write_json, write_text
+from tunix_rt.evidence import write_json
 from tunix_rt.plugins import Prepared, RunContext, RunResult
 
 from tunix_rt_torch_sft import data as D
@@ -116,7 +117,9 @@ def environment(device: str, threads: int) -> dict[str, Any]:
         if exe:
             done = subprocess.run([exe, "--query-gpu=driver_version", "--format=csv,noheader"],
                                   capture_output=True, text=True, timeout=20)
-            env["cuda"]["driver"] = done.stdout.strip().splitlines()[0] if done.returncode == 0 and done.stdout else None
+            env["cuda"]["driver"] = (
+                done.stdout.strip().splitlines()[0] if done.returncode == 0 and done.stdout else None
+            )
     return env
 
 
@@ -149,7 +152,7 @@ def load_model(config, model_dir: str, device: str):
     )
     # Needed for exact padding-free batches with sdpa, and saves memory while training.
     model.config.use_cache = False
-    return model.to(device), tokenizer
+    return model.to(device), tokenizer  # type: ignore[arg-type]
 
 
 def save_pretrained(model, tokenizer, folder: Path) -> None:
@@ -214,7 +217,9 @@ def forward_loss_sum(model, batch: dict, device: str, autocast) -> tuple[Any, in
     return loss, int((shift_labels != D.IGNORE).sum())
 
 
-def heldout_loss(model, samples: list[D.Sample], mode: str, pad_id: int, device: str, autocast, batch_size: int) -> float | None:
+def heldout_loss(
+    model, samples: list[D.Sample], mode: str, pad_id: int, device: str, autocast, batch_size: int
+) -> float | None:
     """Mean cross-entropy per target (completion) token on the held-out split."""
     import torch
 
@@ -384,7 +389,8 @@ def train(ctx: RunContext, config, prepared: Prepared) -> RunResult:
                 window_loss = window_tokens = 0.0
                 if do_eval:
                     t_eval = time.perf_counter()
-                    line["eval_loss"] = round(heldout_loss(core, held, t.batching, pad_id, dev, autocast, t.batch_size), 6)
+                    held_loss = heldout_loss(core, held, t.batching, pad_id, dev, autocast, t.batch_size)
+                    line["eval_loss"] = round(held_loss, 6) if held_loss is not None else None
                     line["eval_s"] = round(time.perf_counter() - t_eval, 3)
                 history.append(line)
                 if metrics_file is not None:
@@ -421,7 +427,7 @@ def train(ctx: RunContext, config, prepared: Prepared) -> RunResult:
         "peak_flops": round(peak),
         "flops_per_token": round(fpt),
         "train_loss": round(all_loss / max(1, all_tokens), 6),
-        "first_loss": round(first_loss, 6),
+        "first_loss": round(first_loss, 6) if first_loss is not None else None,
         "final_loss": history[-1]["loss"],
         "eval_loss": next((h["eval_loss"] for h in reversed(history) if "eval_loss" in h), None),
         "batching": t.batching,
@@ -429,15 +435,17 @@ def train(ctx: RunContext, config, prepared: Prepared) -> RunResult:
         "world_size": ctx.world_size,
     }
     result = RunResult(environment=dict(ctx.environment))
-    if ctx.is_main:
+    if metrics_file is not None:  # the main process's
         metrics_file.write(json.dumps(final) + "\n")
         metrics_file.close()
         save_pretrained(core, tokenizer, ctx.run_dir / "final_model")
         write_json(ctx.run_dir / "final_model" / "training_state.json", {"run_id": ctx.run_id, **final})
         plot.loss_curve(history, ctx.run_dir / "loss_curve.png", title=ctx.run_id)
-        ctx.log(f"done: {total_steps} steps in {train_time:.1f} s, {final['train_tokens_per_second']:,.0f} tokens/s, "
-                f"loss {final['first_loss']:.4f} -> {final['final_loss']:.4f}, padding {final['padding_fraction']:.1%}, "
-                f"MFU {final['mfu']:.1%}")
+        ctx.log(
+            f"done: {total_steps} steps in {train_time:.1f} s, {final['train_tokens_per_second']:,.0f} tokens/s, "
+            f"loss {final['first_loss']:.4f} -> {final['final_loss']:.4f}, padding {final['padding_fraction']:.1%}, "
+            f"MFU {final['mfu']:.1%}"
+        )
     if distributed:
         dist.barrier()
         dist.destroy_process_group()
@@ -519,7 +527,9 @@ def evaluate_only(ctx: RunContext, config, prepared: Prepared) -> RunResult:
     torch.manual_seed(config.seed)
     model, tokenizer = load_model(config, config.model.model_id, device)
     model.config.use_cache = True
-    ctx.log(f"model {ctx.relative(Path(config.model.model_id)) if Path(config.model.model_id).exists() else config.model.model_id}"
-            f" loaded on {device}")
+    ctx.log(
+        f"model {ctx.relative(Path(config.model.model_id)) if Path(config.model.model_id).exists() else config.model.model_id}"  # noqa: E501
+        f" loaded on {device}"
+    )
     summary = run_scored_eval(ctx, config, model, tokenizer, state, device, autocast)
     return RunResult(metrics=eval_metrics(summary), results=[eval_line(summary)], environment=dict(ctx.environment))

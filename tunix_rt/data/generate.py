@@ -1,4 +1,5 @@
-"""Generates the bundled reasoning dataset and eval set (deterministic, stdlib only): `python -m tunix_rt.data.generate`.
+"""Generates the bundled reasoning dataset and eval set (deterministic, stdlib only): `python -m
+tunix_rt.data.generate`.
 
 Same schemas as the real project's dev-reasoning-v2 traces (prompt, steps[{i,type,content}],
 final_answer, meta) and eval_v2 items (id, prompt, expected_answer, section, category, difficulty).
@@ -35,8 +36,13 @@ def addition(a: int, b: int) -> tuple[str, list[dict], str, str, str]:
 
 
 def successor(n: int):
-    return (f"What number comes after {n}?", [_step(0, "setup", f"Add 1 to {n}"), _step(1, "calculation", f"{n} + 1 = {n + 1}")],
-            str(n + 1), "counting", "easy")
+    return (
+        f"What number comes after {n}?",
+        [_step(0, "setup", f"Add 1 to {n}"), _step(1, "calculation", f"{n} + 1 = {n + 1}")],
+        str(n + 1),
+        "counting",
+        "easy",
+    )
 
 
 def parity(n: int):
@@ -76,7 +82,8 @@ def build() -> tuple[list[dict], list[dict]]:
     pool.sort(key=lambda item: item[0])
     rng.shuffle(pool)
     # Hold out a stratified slice per category for the eval set; the rest trains.
-    eval_items, train_items, per_category = [], [], {}
+    per_category: dict[str, int] = {}
+    eval_items, train_items = [], []
     for item in pool:
         category = item[3]
         taken = per_category.get(category, 0)
@@ -93,7 +100,9 @@ def build() -> tuple[list[dict], list[dict]]:
                       "meta": {"dataset": "tunix-rt-bundled-v1", "generator": "tunix_rt.data.generate", "seed": SEED,
                                "category": category, "index": index}})
     evals = []
-    for k, (prompt, steps, answer, category, difficulty) in enumerate(sorted(eval_items, key=lambda i: (i[3], i[0])), 1):
+    for k, (prompt, steps, answer, category, difficulty) in enumerate(
+        sorted(eval_items, key=lambda i: (i[3], i[0])), 1
+    ):
         section = "trace_sensitive" if len(steps) > 1 and category in ("arithmetic", "comparison") else "core"
         if prompt in ("What is 0 + 0?", "Is 0 even or odd?", "What number comes after 99?") or prompt.endswith(" 0?"):
             section = "edge_case"
