@@ -48,6 +48,8 @@ def init() -> None:
     from tunix_rt import scaffold
 
     result = scaffold.init(_project())
+    if result.found is not None and result.found.anything():
+        typer.echo(f"found {result.found.line()}")
     for path in result.written:
         typer.echo(f"wrote {path}")
     for path in result.unchanged:
@@ -75,15 +77,37 @@ def start(
 
 
 @app.command()
+def abort(
+    milestone: MilestoneOpt = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what would be removed; remove nothing.")] = False,
+) -> None:
+    """Remove a started milestone that has no runs and no commits, saying what it removes."""
+    project = _project()
+    plan = milestones.abort(project, milestone, dry_run=dry_run)
+    verb = "would remove" if dry_run else "removed"
+    for path in plan.remove:
+        typer.echo(f"{verb} {project.relative(path)}")
+    if plan.restore is not None:
+        typer.echo(f"{'would put' if dry_run else 'put'} {project.relative(plan.restore[0])} back as "
+                   f"{project.relative(plan.restore[1])}")
+    for kept in plan.keep:
+        typer.echo(f"kept {kept}")
+    typer.echo(f"{'would abort' if dry_run else 'aborted'} {plan.milestone}")
+
+
+@app.command()
 def status(as_json: JsonOpt = False) -> None:
     """Where things stand: the current milestone and its open entries."""
     project = _project()
     current = project.current_milestone()
     if current is None or project.find_ledger(current) is None:
+        known = [mid for mid, _ in project.all_ledgers()]
         if as_json:
-            print_json({"current": None})
+            print_json({"current": None, "milestones": len(known), "latest": known[-1] if known else None})
         else:
             typer.echo("no current milestone (start one with `milestone start M01 --title ...`)")
+            if known:
+                typer.echo(f"{len(known)} milestones in the ledgers, the latest {known[-1]} (`milestone list`)")
         return
     state = milestones.show(project, current)
     open_entries = [e for e in state.entries if e.status in ("in-progress", "planned")]
@@ -159,22 +183,47 @@ def render(milestone: MilestoneOpt = None) -> None:
 
 @app.command("import")
 def import_log(
-    file: Annotated[Path, typer.Argument(help="A hand-written tool-calls log (Markdown).")],
+    file: Annotated[Optional[Path], typer.Argument(help="A hand-written tool-calls log (Markdown).")] = None,
+    all_logs: Annotated[bool, typer.Option("--all", help="Every hand-written log under the milestones folder.")] = False,
     milestone: MilestoneOpt = None,
-    phase: Annotated[Optional[int], typer.Option(help="Phase folder number (default: the latest milestone's, else 1).")] = None,
+    phase: Annotated[Optional[int], typer.Option(help="Phase folder number (default: the log's Phase<N> folder, else the latest).")] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Adopt a hand-written tool-calls log as a new milestone's ledger."""
+    """Adopt a hand-written tool-calls log (or --all of them) as a milestone's ledger; closed history stays closed."""
+    from tunix_rt import adoption
+
     project = _project()
-    state, kept = milestones.import_log(project, file, milestone=milestone, phase=phase)
+    if all_logs == (file is not None):
+        raise TunixError("give either a FILE or --all")
+    if all_logs and (milestone or phase is not None):
+        raise TunixError("--all takes the id and phase of each log from its name and folder; drop --milestone/--phase")
+    if all_logs:
+        result = adoption.import_all(project)
+        done, skipped = result.imported, result.skipped
+    else:
+        done, skipped = [adoption.import_log(project, file, milestone=milestone, phase=phase)], []  # type: ignore[arg-type]
     if as_json:
-        print_json({"milestone": state.id, "entries": len(state.entries), "checkpoints": len(state.checkpoints),
-                     "sessions": len(state.sessions), "kept_raw": kept})
+        rows = [
+            {"milestone": d.milestone.id, "title": d.milestone.title, "phase": d.milestone.phase,
+             "status": d.milestone.status, "commit": d.milestone.closed.commit if d.milestone.closed else None,
+             "closure": d.milestone.closed.closure if d.milestone.closed else None, "source": d.source,
+             "entries": len(d.milestone.entries), "checkpoints": len(d.milestone.checkpoints),
+             "sessions": len(d.milestone.sessions), "kept_raw": d.kept_raw}
+            for d in done
+        ]
+        print_json(rows[0] if file is not None else {"imported": rows, "skipped": [vars(s) for s in skipped]})
         return
-    typer.echo(
-        f"imported {state.id}: {len(state.entries)} entries, {len(state.checkpoints)} checkpoints, "
-        f"{len(state.sessions)} sessions, {len(kept)} raw blocks kept"
-    )
+    for d in done:
+        state = d.milestone
+        how = "open"
+        if state.closed is not None:
+            how = f"closed by commit {state.closed.commit[:7]}" if state.closed.commit else f"closed ({state.closed.closure})"
+        typer.echo(
+            f"imported {state.id} — {state.title or '(untitled)'} (phase {state.phase}, {how}): {len(state.entries)} entries, "
+            f"{len(state.checkpoints)} checkpoints, {len(state.sessions)} sessions, {len(d.kept_raw)} raw blocks kept"
+        )
+    for skip in skipped:
+        typer.echo(f"skipped {skip.path}: {skip.reason}")
 
 
 # --- log ---------------------------------------------------------------------------------------

@@ -796,3 +796,26 @@ def _split_files(line: str) -> list[str]:
 def parse(text: str) -> ParsedLog:
     """Reads a hand-written tool-calls log (already decoded); never raises on odd markdown, it keeps it raw."""
     return _Reader(text).read()
+
+
+_CLOSURE = re.compile(r"MILESTONE\s+(?:CLOSED|COMPLETE)|SESSION\s+COMPLETE|^M[0-9]+\s+(?:COMPLETE|CLOSED)$", re.I)
+
+
+def closure(parsed: ParsedLog) -> str | None:
+    """The heading of the block in which a log says its milestone closed, or None.
+
+    `## M46 MILESTONE CLOSED`, `# M45 MILESTONE CLOSED`, `## M42 Session Complete`, `## FINAL CHECKPOINT[: ...]`
+    and a completed `## CHECKPOINT: M46 Complete`; the last one wins (a log may close, then add a push note).
+    """
+    for item in reversed(parsed.items):
+        if isinstance(item, Block) and item.heading:
+            text = item.heading.lstrip("#").strip()
+            if _CLOSURE.search(text):
+                return text
+        elif isinstance(item, Checkpoint):
+            title = item.title.strip()
+            if item.final and item.status in (None, "completed"):
+                return f"FINAL CHECKPOINT: {title}" if title else "FINAL CHECKPOINT"
+            if _CLOSURE.search(title) and item.status in (None, "completed"):
+                return f"CHECKPOINT: {title}"
+    return None

@@ -161,6 +161,10 @@ class ClosedInfo(Model):
     forced: bool = False
     open_entries: list[int] = Field(default_factory=list)
     skipped_hooks: bool = False
+    # Set by history import: a hand-run milestone's closing commit (`M45: ...`) and/or the heading of the
+    # log's closure block (`## M46 MILESTONE CLOSED`) that said it closed. A ledger closed by `close` has neither.
+    commit: str | None = None
+    closure: str | None = None
 
 
 # --- ledger events --------------------------------------------------------------------------

@@ -385,3 +385,64 @@ def commit_paths(repo: git.Repo, paths: list[str], message: str, *, tag: str | N
         tmp_index.unlink(missing_ok=True)
         pid_file.unlink(missing_ok=True)
         lock.unlink(missing_ok=True)
+
+
+# --- adoption: what the history of a repository says about its milestones ---------------------------
+
+
+@dataclass(frozen=True)
+class CommitInfo:
+    """One commit as history import reads it: full SHA, committer time in UTC ISO 8601, subject line."""
+
+    sha: str
+    time: str
+    subject: str
+
+
+def commit_subjects(repo: git.Repo) -> list[CommitInfo]:
+    """Every commit reachable from HEAD or a local branch, newest first."""
+    if head_sha(repo) is None:
+        return []
+    out = repo.git.log("HEAD", "--branches", "--format=%H%x1f%ct%x1f%s%x1e")
+    return [_commit_info(record) for record in out.split("\x1e") if record.strip()]
+
+
+def _commit_info(record: str) -> CommitInfo:
+    from datetime import datetime, timezone
+
+    sha, stamp, subject = record.strip("\n").split("\x1f", 2)
+    time = datetime.fromtimestamp(int(stamp), tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return CommitInfo(sha=sha, time=time, subject=subject)
+
+
+def commits_touching(repo: git.Repo, folder: str, name: str) -> set[str]:
+    """SHAs of the commits (from HEAD or a local branch) that changed a file called `name` anywhere under `folder`."""
+    if head_sha(repo) is None:
+        return set()
+    spec = f":(glob){folder.rstrip('/')}/**/{name}" if folder else f":(glob)**/{name}"
+    out = repo.git.log("HEAD", "--branches", "--format=%H", "--", spec)
+    return set(out.split())
+
+
+def is_tracked(repo: git.Repo, path: str) -> bool:
+    """Whether `path` (relative to the root, '/') is in the index."""
+    return bool(repo.git.ls_files("--", path).strip())
+
+
+def commits_mentioning(repo: git.Repo, milestone_id: str) -> list[CommitInfo]:
+    """Commits whose message carries the trailer `Milestone: <id>` (what close writes)."""
+    if head_sha(repo) is None:
+        return []
+    out = repo.git.log(
+        "HEAD", "--branches", "-E", f"--grep=^Milestone: {milestone_id}$", "--format=%H%x1f%ct%x1f%s%x1e"
+    )
+    return [_commit_info(record) for record in out.split("\x1e") if record.strip()]
+
+
+def commits_since(repo: git.Repo, baseline: str | None) -> list[CommitInfo]:
+    """Commits on HEAD after `baseline`, newest first (all of HEAD's history when there was no baseline)."""
+    if head_sha(repo) is None:
+        return []
+    spec = f"{baseline}..HEAD" if baseline else "HEAD"
+    out = repo.git.log(spec, "--format=%H%x1f%ct%x1f%s%x1e")
+    return [_commit_info(record) for record in out.split("\x1e") if record.strip()]
