@@ -161,7 +161,10 @@ def show(
         return
     typer.echo(f"{state.id} — {state.title} [{state.status}] phase {state.phase}")
     base = state.baseline
-    typer.echo(f"baseline: {base.sha[:7] if base.sha else 'none'} on {base.branch or 'detached HEAD'} at {base.time}")
+    if milestones.is_history(state):
+        typer.echo(f"hand-run history imported from {state.imported_from}; baseline not recorded")
+    else:
+        typer.echo(f"baseline: {base.sha[:7] if base.sha else 'none'} on {base.branch or 'detached HEAD'} at {base.time}")
     for entry in state.entries:
         shown = STATUS_DISPLAY[entry.status] if entry.status else (entry.status_text or "—")
         typer.echo(f"  {entry.label:>5}  {shown[:14]:<14} {entry.title or entry.timestamp}")

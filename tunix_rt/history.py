@@ -191,9 +191,9 @@ def title_from_subject(subject: str) -> str | None:
 def closing_commit(project: Project, repo: git.Repo, milestone_id: str) -> CommitInfo | None:
     """The commit that closed a hand-run milestone, or None.
 
-    A subject `Mnn: ...`, the last one that touched `Mnn_summary.md` when there are several (the later ones are
-    "Finalize toolcalls log" patch-ups); the latest when none touched it. A scoped subject `docs(Mnn): ...`
-    counts only when it touched the summary (an implementation commit `feat(Mnn)` does not close anything).
+    A subject `Mnn: ...`, the last one that touched `Mnn_summary.md` when there are several; when none touched
+    it, the oldest (the ones after it are "Finalize toolcalls log" or lint patch-ups). A scoped subject
+    `docs(Mnn): ...` counts only when it touched the summary (an implementation commit `feat(Mnn)` closes nothing).
     """
     from tunix_rt import vcs
 
@@ -207,7 +207,7 @@ def closing_commit(project: Project, repo: git.Repo, milestone_id: str) -> Commi
         if commit.sha in touched:
             return commit
     if plain:
-        return plain[0]
+        return plain[-1]
     for commit in scoped:
         if commit.sha in touched:
             return commit

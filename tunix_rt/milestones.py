@@ -160,7 +160,7 @@ def _refuse_used(project: Project, mid: str) -> None:
     uses = history.id_uses(project)
     use = uses.uses.get(mid)
     if use is not None:
-        raise TunixError(f"milestone {mid} already exists: {use.where}; the next free id is {uses.next_free()}")
+        raise TunixError(f"milestone {mid} already exists (used by {use.where}); the next free id is {uses.next_free()}")
     _refuse_existing(project, mid)  # a ledger on another branch
 
 
