@@ -118,3 +118,25 @@ def hand_run_repo(root: Path) -> HandRun:
             git(root, "commit", "-q", "-m", f"wip: {mid} work in progress", env=stamp)
     git(root, "branch", "feat/m15-try")
     return result
+
+
+def render_items(items: list, mid: str = "M44", title: str = "") -> str:
+    """The tool-calls view a ledger holding exactly these timeline items renders to."""
+    from tunix_rt import render
+    from tunix_rt.models import Baseline, Block, Checkpoint, Entry, Environment, Milestone, Session, TimelineItem
+
+    kinds = {Session: ("session", "sessions"), Entry: ("entry", "entries"), Checkpoint: ("checkpoint", "checkpoints"),
+             Block: ("block", "blocks")}
+    collections: dict[str, list] = {"sessions": [], "entries": [], "checkpoints": [], "blocks": []}
+    timeline = []
+    for item in items:
+        kind, name = kinds[type(item)]
+        timeline.append(TimelineItem(type=kind, index=len(collections[name])))
+        collections[name].append(item)
+    state = Milestone(
+        id=mid, title=title, phase=4, status="open", started="2026-01-08T00:00:00Z", timeline=timeline,
+        baseline=Baseline(sha=None, branch=None, time="2026-01-08T00:00:00Z",
+                          environment=Environment(python="3.11", platform="linux")),
+        **collections,
+    )
+    return render.render_toolcalls(render.environment(None), state)

@@ -164,7 +164,7 @@ def plan_import(
     data = _read(project, source)
     if milestone:
         _refuse_existing(project, canonical_milestone(milestone))
-    parsed = legacy.parse(legacy.decode(data, str(source)))
+    parsed = legacy.enrich(legacy.parse(legacy.decode(data, str(source))))
     name = _LOG_NAME.fullmatch(source.name)
     given = milestone or parsed.milestone or (name.group(1) if name else None)
     if not given:

@@ -15,7 +15,7 @@ import typer
 from tunix_rt import milestones
 from tunix_rt.cli_options import JsonOpt, MilestoneOpt, print_json
 from tunix_rt.errors import TunixError, WorkFailed
-from tunix_rt.models import STATUS_DISPLAY
+from tunix_rt.models import STATUS_DISPLAY, Milestone
 from tunix_rt.project import Project
 
 app = typer.Typer(
@@ -184,6 +184,11 @@ def render(milestone: MilestoneOpt = None) -> None:
         typer.echo(f"rendered {project.relative(path)}")
 
 
+def _checkpoints(state: Milestone) -> int:
+    """Checkpoint sections plus the entries that end with a `**CHECKPOINT:**` line."""
+    return len(state.checkpoints) + sum(1 for entry in state.entries if entry.checkpoint)
+
+
 @app.command("import")
 def import_log(
     file: Annotated[Optional[Path], typer.Argument(help="A hand-written tool-calls log (Markdown).")] = None,
@@ -210,7 +215,7 @@ def import_log(
             {"milestone": d.milestone.id, "title": d.milestone.title, "phase": d.milestone.phase,
              "status": d.milestone.status, "commit": d.milestone.closed.commit if d.milestone.closed else None,
              "closure": d.milestone.closed.closure if d.milestone.closed else None, "source": d.source,
-             "entries": len(d.milestone.entries), "checkpoints": len(d.milestone.checkpoints),
+             "entries": len(d.milestone.entries), "checkpoints": _checkpoints(d.milestone),
              "sessions": len(d.milestone.sessions), "kept_raw": d.kept_raw}
             for d in done
         ]
@@ -223,7 +228,7 @@ def import_log(
             how = f"closed by commit {state.closed.commit[:7]}" if state.closed.commit else f"closed ({state.closed.closure})"
         typer.echo(
             f"imported {state.id} — {state.title or '(untitled)'} (phase {state.phase}, {how}): {len(state.entries)} entries, "
-            f"{len(state.checkpoints)} checkpoints, {len(state.sessions)} sessions, {len(d.kept_raw)} raw blocks kept"
+            f"{_checkpoints(state)} checkpoints, {len(state.sessions)} sessions, {len(d.kept_raw)} raw blocks kept"
         )
     for skip in skipped:
         typer.echo(f"skipped {skip.path}: {skip.reason}")
