@@ -164,6 +164,8 @@ def test_import_all_brings_history_in_closed_and_rewrites_no_tracked_file(hand, 
     assert done.code == 0, done.err
     rows = {row["milestone"]: row for row in json.loads(done.out)["imported"]}
     expect = {
+        "M01": ("Baseline Setup", 1, "closed", hand.closing["M01"]),  # no log, no title in the summary: the plan's
+        "M02": ("Dataset Pipeline", 1, "closed", hand.closing["M02"]),
         "M07": ("Survey and Decide", 3, "closed", hand.closing["M07"]),  # title from the summary
         "M08": ("Install and Train on CPU", 3, "closed", hand.closing["M08"]),  # not the later Finalize commit
         "M09": ("Structured Self-Correction", 4, "closed", None),  # title from the plan; closed by its log
@@ -172,6 +174,8 @@ def test_import_all_brings_history_in_closed_and_rewrites_no_tracked_file(hand, 
     }
     assert {m: (r["title"], r["phase"], r["status"], r["commit"]) for m, r in rows.items()} == expect
     assert rows["M09"]["closure"] == "M09 MILESTONE CLOSED"
+    assert (rows["M01"]["entries"], rows["M01"]["source"]) == (0, f"{MILESTONES}/Phase1/M01_summary.md")
+    assert rows["M11"]["checkpoints"] == 3  # one section and the `**CHECKPOINT:**` lines of two entries
     after = hand.tracked_bytes()
     changed = {name for name in tracked if tracked[name] != after.get(name)}
     assert changed == {f"{MILESTONES}/Phase5/M11_toolcalls.md"}  # only the open milestone's log became its view

@@ -280,7 +280,8 @@ def find_logs(project: Project) -> list[tuple[str, Path]]:
 
 
 def import_all(project: Project) -> ImportAll:
-    """Adopts every hand-written log under the milestones folder; already imported ones are skipped.
+    """Adopts every hand-written log under the milestones folder, and every milestone that kept only documents
+    in a `Phase<N>` folder and has a closing commit; milestones that already have a ledger are skipped.
 
     Every log is planned before any is written, so one refused log refuses the whole run with nothing written.
     """
@@ -298,6 +299,52 @@ def import_all(project: Project) -> ImportAll:
         plan = plan_import(project, path, milestone=mid)
         claimed.add(mid)
         plans.append(plan)
+    logged = {mid for mid, _ in find_logs(project)}
+    for mid, folder in _documented(project):
+        if mid in logged or mid in claimed or project.find_ledger(mid) is not None:
+            continue
+        plan = plan_documents(project, mid, folder)
+        if plan is None:
+            result.skipped.append(Skipped(project.relative(folder), f"{mid} has no log and no closing commit"))
+            continue
+        claimed.add(mid)
+        plans.append(plan)
     for plan in plans:
         result.imported.append(write_import(project, plan))
+    result.imported.sort(key=lambda done: int(done.milestone.id[1:]))
     return result
+
+
+def _documented(project: Project) -> list[tuple[str, Path]]:
+    """(id, folder) of every milestone with documents in a `Phase<N>` folder: its summary's folder when it has one."""
+    found: dict[str, Path] = {}
+    for use in history.file_uses(project):
+        if use.phase is None:
+            continue
+        path = project.root / use.where
+        if use.milestone not in found or path.name.endswith("_summary.md"):
+            found[use.milestone] = path.parent
+    return sorted(found.items(), key=lambda item: int(item[0][1:]))
+
+
+def plan_documents(project: Project, mid: str, folder: Path) -> ImportPlan | None:
+    """A milestone that kept documents but no log: imported closed, with no entries, when its closing commit
+    exists; None (nothing to adopt) when it does not."""
+    from tunix_rt import vcs
+    from tunix_rt.milestones import clean
+
+    commit = history.closing_commit(project, vcs.open_repo(project.root), mid)
+    if commit is None:
+        return None
+    summary = history.find_doc(project, mid, "summary")
+    source = summary or folder
+    return ImportPlan(
+        source=source,
+        milestone=mid,
+        title=" ".join(clean(_title(project, mid, "", commit.subject), "the title").split()),
+        phase=history.phase_of(project, folder) or history.default_phase(project),
+        imported_from=project.relative(source),
+        events=[],
+        kept_raw=[],
+        closed=ClosedInfo(time=commit.time, commit=commit.sha),
+    )

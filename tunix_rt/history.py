@@ -76,12 +76,12 @@ def milestone_files(project: Project) -> list[tuple[str, Path]]:
 
 
 def phase_of(project: Project, path: Path) -> int | None:
-    """The N of the `Phase<N>` folder directly under the milestones folder that holds `path`, if any."""
+    """The N of the `Phase<N>` folder directly under the milestones folder that is or holds `path`, if any."""
     try:
         parts = path.resolve().relative_to(project.milestones_dir.resolve()).parts
     except ValueError:
         return None
-    match = _PHASE.fullmatch(parts[0]) if len(parts) > 1 else None
+    match = _PHASE.fullmatch(parts[0]) if parts else None
     return int(match.group(1)) if match else None
 
 
