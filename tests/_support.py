@@ -85,9 +85,10 @@ def hand_run_repo(root: Path) -> HandRun:
         for kind in ("plan", "summary"):
             _write(root, f"{MILESTONES}/Temp/M{n}_{kind}.md", b"")
     git(root, "add", "-A")
-    git(root, "commit", "-q", "-m", "M0: project skeleton")
+    clock = 1_767_000_000  # fixed dates and identity: the same commits, SHAs included, on every build
+    stamp = {"GIT_AUTHOR_DATE": f"@{clock} +0000", "GIT_COMMITTER_DATE": f"@{clock} +0000"}
+    git(root, "commit", "-q", "-m", "M0: project skeleton", env=stamp)
     result = HandRun(root=root)
-    clock = 1_767_000_000
     for mid, (phase, log) in LAYOUT.items():
         folder = f"{MILESTONES}/{phase}"
         if mid in _PLANS:

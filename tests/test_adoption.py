@@ -306,3 +306,36 @@ def test_corpus_logs_adopt_as_closed_history_linked_to_their_closing_commits(han
     assert rows["M46"]["title"] == "Structured Self-Correction"
     changed = {name for name, data in hand.tracked_bytes().items() if tracked.get(name) != data}
     assert changed <= {f"{MILESTONES}/Phase5/M11_toolcalls.md"}, changed
+
+
+# --- the README's adoption section, run on the fixture ----------------------------------------------------------
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def _readme_blocks() -> tuple[list[str], list[str]]:
+    section = README.read_text(encoding="utf-8").split("## Adopting an existing project", 1)[1].split("\n## ", 1)[0]
+    commands = section.split("```bash\n", 1)[1].split("```", 1)[0].strip().splitlines()
+    printed = section.split("```text\n", 1)[1].split("```", 1)[0].strip().splitlines()
+    return commands, printed
+
+
+def test_readme_adoption_commands_run_on_the_fixture_and_print_what_it_shows(hand, run_cli) -> None:
+    import re
+    import shlex
+
+    commands, printed = _readme_blocks()
+    output = ""
+    for line in commands:
+        command, _, comment = line.partition("#")
+        args = shlex.split(command)
+        if args[0] == "git":
+            git(hand.root, *args[1:])
+            continue
+        done = run_cli(*args[1:])
+        assert done.code == (2 if "exit 2" in comment else 0), (line, done)
+        output += done.out + done.err
+    sha = re.compile(r"\b[0-9a-f]{7}\b")
+    for expected in printed:
+        # The commit the README's `git commit` makes has today's date, so its SHA (a baseline) differs run to run.
+        assert sha.sub("<sha>", expected) in sha.sub("<sha>", output), expected
