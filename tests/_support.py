@@ -126,8 +126,12 @@ def render_items(items: list, mid: str = "M44", title: str = "") -> str:
     from tunix_rt import render
     from tunix_rt.models import Baseline, Block, Checkpoint, Entry, Environment, Milestone, Session, TimelineItem
 
-    kinds = {Session: ("session", "sessions"), Entry: ("entry", "entries"), Checkpoint: ("checkpoint", "checkpoints"),
-             Block: ("block", "blocks")}
+    kinds = {
+        Session: ("session", "sessions"),
+        Entry: ("entry", "entries"),
+        Checkpoint: ("checkpoint", "checkpoints"),
+        Block: ("block", "blocks"),
+    }
     collections: dict[str, list] = {"sessions": [], "entries": [], "checkpoints": [], "blocks": []}
     timeline = []
     for item in items:
@@ -135,9 +139,15 @@ def render_items(items: list, mid: str = "M44", title: str = "") -> str:
         timeline.append(TimelineItem(type=kind, index=len(collections[name])))
         collections[name].append(item)
     state = Milestone(
-        id=mid, title=title, phase=4, status="open", started="2026-01-08T00:00:00Z", timeline=timeline,
-        baseline=Baseline(sha=None, branch=None, time="2026-01-08T00:00:00Z",
-                          environment=Environment(python="3.11", platform="linux")),
+        id=mid,
+        title=title,
+        phase=4,
+        status="open",
+        started="2026-01-08T00:00:00Z",
+        timeline=timeline,
+        baseline=Baseline(
+            sha=None, branch=None, time="2026-01-08T00:00:00Z", environment=Environment(python="3.11", platform="linux")
+        ),
         **collections,
     )
     return render.render_toolcalls(render.environment(None), state)

@@ -217,7 +217,9 @@ def _write_closed(project: Project, plan: ImportPlan) -> Milestone:
         title=plan.title,
         phase=plan.phase,
         # Where and on what the work ran was not recorded: an empty environment, never today's machine.
-        baseline=Baseline(sha=None, branch=None, time=plan.closed.time, environment=Environment(python="", platform="")),
+        baseline=Baseline(
+            sha=None, branch=None, time=plan.closed.time, environment=Environment(python="", platform="")
+        ),
         source="import",
         imported_from=plan.imported_from,
     )
@@ -263,9 +265,7 @@ def write_import(project: Project, plan: ImportPlan) -> Imported:
     return Imported(milestone=state, kept_raw=plan.kept_raw, source=plan.imported_from)
 
 
-def import_log(
-    project: Project, source: Path, *, milestone: str | None = None, phase: int | None = None
-) -> Imported:
+def import_log(project: Project, source: Path, *, milestone: str | None = None, phase: int | None = None) -> Imported:
     """Adopts one hand-written tool-calls log (see the module notes)."""
     return write_import(project, plan_import(project, source, milestone=milestone, phase=phase))
 
@@ -303,12 +303,12 @@ def import_all(project: Project) -> ImportAll:
     for mid, folder in _documented(project):
         if mid in logged or mid in claimed or project.find_ledger(mid) is not None:
             continue
-        plan = plan_documents(project, mid, folder)
-        if plan is None:
+        documented = plan_documents(project, mid, folder)
+        if documented is None:
             result.skipped.append(Skipped(project.relative(folder), f"{mid} has no log and no closing commit"))
             continue
         claimed.add(mid)
-        plans.append(plan)
+        plans.append(documented)
     for plan in plans:
         result.imported.append(write_import(project, plan))
     result.imported.sort(key=lambda done: int(done.milestone.id[1:]))

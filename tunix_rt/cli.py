@@ -194,7 +194,9 @@ def import_log(
     file: Annotated[Optional[Path], typer.Argument(help="A hand-written tool-calls log (Markdown).")] = None,
     all_logs: Annotated[bool, typer.Option("--all", help="Every hand-written log under the milestones folder.")] = False,
     milestone: MilestoneOpt = None,
-    phase: Annotated[Optional[int], typer.Option(help="Phase folder number (default: the log's Phase<N> folder, else the latest).")] = None,
+    phase: Annotated[
+        Optional[int], typer.Option(help="Phase folder number (default: the log's Phase<N> folder, else the latest).")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Adopt a hand-written tool-calls log (or --all of them) as a milestone's ledger; closed history stays closed."""
@@ -209,7 +211,8 @@ def import_log(
         result = adoption.import_all(project)
         done, skipped = result.imported, result.skipped
     else:
-        done, skipped = [adoption.import_log(project, file, milestone=milestone, phase=phase)], []  # type: ignore[arg-type]
+        assert file is not None
+        done, skipped = [adoption.import_log(project, file, milestone=milestone, phase=phase)], []
     if as_json:
         rows = [
             {"milestone": d.milestone.id, "title": d.milestone.title, "phase": d.milestone.phase,
@@ -225,9 +228,11 @@ def import_log(
         state = d.milestone
         how = "open"
         if state.closed is not None:
-            how = f"closed by commit {state.closed.commit[:7]}" if state.closed.commit else f"closed ({state.closed.closure})"
+            closed = state.closed
+            how = f"closed by commit {closed.commit[:7]}" if closed.commit else f"closed ({closed.closure})"
         typer.echo(
-            f"imported {state.id} — {state.title or '(untitled)'} (phase {state.phase}, {how}): {len(state.entries)} entries, "
+            f"imported {state.id} — {state.title or '(untitled)'} (phase {state.phase}, {how}): "
+            f"{len(state.entries)} entries, "
             f"{_checkpoints(state)} checkpoints, {len(state.sessions)} sessions, {len(d.kept_raw)} raw blocks kept"
         )
     for skip in skipped:

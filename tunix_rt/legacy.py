@@ -837,8 +837,12 @@ _RESULT_WORDS: tuple[tuple[re.Pattern[str], Status], ...] = (
     (re.compile(r"(?i:^\W*(?:fail(?:ed|s|ure)?\b|errors?\s*:|crash(?:ed)?\b|broken\b))|\bFAILED\b"), "failed"),
     (re.compile(r"(?i:^\W*(?:blocked|blocker)\b)|\bBLOCKED\b"), "blocked"),
     (re.compile(r"(?i:^\W*skipped\b)|\bSKIPPED\b"), "skipped"),
-    (re.compile(r"(?i:^\W*(?:in progress|ongoing|still running|not (?:yet )?(?:done|complete|finished))\b)|\bIN PROGRESS\b"),
-     "in-progress"),
+    (
+        re.compile(
+            r"(?i:^\W*(?:in progress|ongoing|still running|not (?:yet )?(?:done|complete|finished))\b)|\bIN PROGRESS\b"
+        ),
+        "in-progress",
+    ),
 )
 _TITLE_LIMIT = 80
 
@@ -896,7 +900,7 @@ def _enrich_entry(entry: Entry) -> Entry:
 
     entry = entry.model_copy(deep=True)
     notes: list[Note] = [n for n in entry.notes if n.kind == "files"]
-    tools = []
+    tools: list[str] = []
     for tool in entry.labelled_tools():
         match = _TOOL_NOTE.fullmatch(tool.strip())
         if match:
@@ -928,7 +932,8 @@ def _enrich_entry(entry: Entry) -> Entry:
             said = result.items[0] if inline else "\n".join([result.text, *result.items])
             entry.status = status_from_result(said)
             if inline:  # the Result line becomes the status line, its words kept after the status they give
-                entry.status_text = said if status_from_text(said) == entry.status else f"{STATUS_DISPLAY[entry.status]} — {said}"
+                agrees = status_from_text(said) == entry.status
+                entry.status_text = said if agrees else f"{STATUS_DISPLAY[entry.status]} — {said}"
                 entry.sections.remove(result)
             else:
                 entry.status_text = STATUS_DISPLAY[entry.status]

@@ -160,8 +160,12 @@ def _refuse_used(project: Project, mid: str) -> None:
     uses = history.id_uses(project)
     use = uses.uses.get(mid)
     if use is not None:
-        raise TunixError(f"milestone {mid} already exists (used by {use.where}); the next free id is {uses.next_free()}")
-    _refuse_existing(project, mid)  # a ledger on another branch
+        free = uses.next_free()
+        raise TunixError(f"milestone {mid} already exists (used by {use.where}); the next free id is {free}")
+    try:
+        _refuse_existing(project, mid)  # a ledger on another branch
+    except TunixError as exc:
+        raise TunixError(f"{exc}; the next free id is {uses.next_free()}") from None
 
 
 def _default_phase(project: Project) -> int:
@@ -505,7 +509,7 @@ def show(project: Project, milestone: str | None) -> Milestone:
 
 
 def is_history(state: Milestone) -> bool:
-    """A milestone closed by hand before the tool was used: imported closed, its hand-written documents are its views."""
+    """A milestone closed by hand before the tool was used: imported closed, its hand-written documents its views."""
     return state.closed is not None and bool(state.closed.commit or state.closed.closure)
 
 
@@ -552,7 +556,8 @@ def _abort_plan(project: Project, mid: str, path: Path) -> Abort:
     if state.status == "closed":
         raise TunixError(f"milestone {mid} is closed; abort removes only a started milestone")
     if state.runs:
-        raise TunixError(f"milestone {mid} has runs ({', '.join(r.id for r in state.runs)}); abort removes only a milestone with none")
+        runs = ", ".join(r.id for r in state.runs)
+        raise TunixError(f"milestone {mid} has runs ({runs}); abort removes only a milestone with none")
     repo = vcs.open_repo(project.root)
     if vcs.is_tracked(repo, project.relative(path)):
         raise TunixError(f"milestone {mid} has commits: its ledger {project.relative(path)} is committed")
@@ -561,7 +566,8 @@ def _abort_plan(project: Project, mid: str, path: Path) -> Abort:
         raise TunixError(f"milestone {mid} has commits: {mentioned[0].sha[:7]} {mentioned[0].subject!r}")
     since = vcs.commits_since(repo, state.baseline.sha)
     if since:
-        raise TunixError(f"milestone {mid} has commits: {len(since)} since its baseline, the latest {since[0].sha[:7]} {since[0].subject!r}")
+        latest = f"{since[0].sha[:7]} {since[0].subject!r}"
+        raise TunixError(f"milestone {mid} has commits: {len(since)} since its baseline, the latest {latest}")
     folder = path.parent
     plan = Abort(milestone=mid, remove=[path])
     for name in (f"{mid}_toolcalls.md", f"{mid}_baseline.patch"):

@@ -155,7 +155,8 @@ class Found:
         parts = []
         if self.milestones_dir:
             phases = ", ".join(self.phases) if self.phases else "no Phase<N> folders"
-            parts.append(f"milestones folder {self.milestones_dir} ({phases}; {self.milestone_docs} milestone documents)")
+            docs = f"{self.milestone_docs} milestone documents"
+            parts.append(f"milestones folder {self.milestones_dir} ({phases}; {docs})")
         if self.master_doc:
             parts.append(f"master doc {self.master_doc}")
         return "; ".join(parts) if parts else "nothing from earlier milestones"
