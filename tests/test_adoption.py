@@ -382,3 +382,18 @@ def test_readme_adoption_commands_run_on_the_fixture_and_print_what_it_shows(han
     for expected in printed:
         # The commit the README's `git commit` makes has today's date, so its SHA (a baseline) differs run to run.
         assert sha.sub("<sha>", expected) in sha.sub("<sha>", output), expected
+
+
+def test_the_checked_out_branch_does_not_take_its_own_id(hand, run_cli) -> None:
+    """Making the branch first, or `start --branch` then `abort`, leaves a branch named for the id: it is the
+    branch the milestone is for, so the id stays free on it (other branches still take theirs)."""
+    run_cli("init")
+    git(hand.root, "add", "-A")
+    git(hand.root, "commit", "-q", "-m", "adopt the tool")
+    assert run_cli("start", "M16", "--title", "try", "--branch").code == 0
+    assert run_cli("abort").code == 0
+    assert git(hand.root, "branch", "--show-current").strip() == "milestone/M16-try"
+    assert run_cli("start", "M16", "--title", "try").code == 0
+    git(hand.root, "checkout", "-q", "main")
+    done = run_cli("start", "M16", "--title", "other")
+    assert done.code == 2 and "M16" in done.err

@@ -96,10 +96,14 @@ def subject_id(subject: str, *, scoped: bool = True) -> str | None:
 
 
 def git_uses(repo: git.Repo) -> list[Use]:
+    """Ids in local branch names (the checked-out branch aside) and in commit subjects."""
     from tunix_rt import vcs
 
     found = []
+    here = vcs.current_branch(repo)
     for branch in vcs.local_branches(repo):
+        if branch == here:  # the branch made for this very milestone (before `start`, or by `start --branch`)
+            continue
         for match in _BRANCH_ID.finditer(branch):
             found.append(Use(_mid(match.group(1)), f"branch {branch}"))
     for commit in vcs.commit_subjects(repo):
