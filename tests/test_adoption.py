@@ -397,3 +397,25 @@ def test_the_checked_out_branch_does_not_take_its_own_id(hand, run_cli) -> None:
     git(hand.root, "checkout", "-q", "main")
     done = run_cli("start", "M16", "--title", "other")
     assert done.code == 2 and "M16" in done.err
+
+
+def test_abort_undoes_the_import_of_an_open_milestone(hand, run_cli) -> None:
+    run_cli("init")
+    log = hand.root / MILESTONES / "Phase5/M11_toolcalls.md"
+    data, before = log.read_bytes(), status(hand.root)
+    assert run_cli("import", str(log)).code == 0
+    assert log.read_bytes() != data  # the view took its place; the log was kept beside it
+    done = run_cli("abort", "--milestone", "M11")
+    assert done.code == 0, done.err
+    assert "put ProjectFiles/Milestones/Phase5/M11_toolcalls.imported.md back as" in done.out
+    assert log.read_bytes() == data and status(hand.root) == before
+
+
+def test_a_log_left_in_two_phase_folders_is_imported_once(hand, run_cli) -> None:
+    run_cli("init")
+    copy = hand.root / MILESTONES / "Phase1/M10_toolcalls.md"  # left behind when it moved on, as M14/M15 did
+    copy.write_bytes((hand.root / MILESTONES / "Phase4/M10_toolcalls.md").read_bytes())
+    done = run_cli("import", "--all")
+    assert done.code == 0, done.err
+    skipped = f"skipped {MILESTONES}/Phase1/M10_toolcalls.md: M10 is imported from {MILESTONES}/Phase4/M10_toolcalls.md"
+    assert skipped in done.out

@@ -271,12 +271,14 @@ def import_log(project: Project, source: Path, *, milestone: str | None = None, 
 
 
 def find_logs(project: Project) -> list[tuple[str, Path]]:
-    """(id, path) of every hand-written tool-calls log under the milestones folder, `Phase<N>` folders first."""
+    """(id, path) of every hand-written tool-calls log under the milestones folder: `Phase<N>` folders first, the
+    highest phase first (a milestone moved from Phase1 to Phase3 ended up there), then other folders."""
     found = []
     for mid, path in history.milestone_files(project):
         if path.is_file() and _LOG_NAME.fullmatch(path.name):
-            found.append((history.phase_of(project, path) is None, mid, str(path), path))
-    return [(mid, path) for _, mid, _, path in sorted(found)]
+            phase = history.phase_of(project, path)
+            found.append((phase is None, -(phase or 0), str(path), mid, path))
+    return [(mid, path) for *_, mid, path in sorted(found)]
 
 
 def import_all(project: Project) -> ImportAll:
@@ -287,18 +289,20 @@ def import_all(project: Project) -> ImportAll:
     """
     result = ImportAll()
     plans: list[ImportPlan] = []
-    claimed: set[str] = set()
+    claimed: dict[str, str] = {}  # id -> the log it is imported from in this run
     for mid, path in find_logs(project):
         where = project.relative(path)
         if path.stat().st_size == 0:
             result.skipped.append(Skipped(where, "empty placeholder"))
             continue
-        if mid in claimed or project.find_ledger(mid) is not None:
+        if mid in claimed:  # a log copied into two phase folders: the higher phase wins
+            result.skipped.append(Skipped(where, f"{mid} is imported from {claimed[mid]}"))
+            continue
+        if project.find_ledger(mid) is not None:
             result.skipped.append(Skipped(where, f"{mid} already has a ledger"))
             continue
-        plan = plan_import(project, path, milestone=mid)
-        claimed.add(mid)
-        plans.append(plan)
+        plans.append(plan_import(project, path, milestone=mid))
+        claimed[mid] = where
     logged = {mid for mid, _ in find_logs(project)}
     for mid, folder in _documented(project):
         if mid in logged or mid in claimed or project.find_ledger(mid) is not None:
@@ -307,7 +311,7 @@ def import_all(project: Project) -> ImportAll:
         if documented is None:
             result.skipped.append(Skipped(project.relative(folder), f"{mid} has no log and no closing commit"))
             continue
-        claimed.add(mid)
+        claimed[mid] = documented.imported_from
         plans.append(documented)
     for plan in plans:
         result.imported.append(write_import(project, plan))
