@@ -115,10 +115,10 @@ def _events(items: list[Any], now: str) -> list[Any]:
     return events
 
 
-def _title(project: Project, mid: str, log_title: str, subject: str | None) -> str:
+def _title(project: Project, seen: history.Scan, mid: str, log_title: str, subject: str | None) -> str:
     """The summary's title, else the plan's, else the log's own, else the closing commit's subject."""
     for kind in ("summary", "plan"):
-        doc = history.find_doc(project, mid, kind)
+        doc = history.find_doc(project, mid, kind, seen.files)
         title = history.title_from_doc(doc, mid) if doc is not None else None
         if title:
             return title
@@ -127,18 +127,19 @@ def _title(project: Project, mid: str, log_title: str, subject: str | None) -> s
     return (history.title_from_subject(subject) if subject else None) or ""
 
 
-def _closed(project: Project, mid: str, closure: str | None, closure_text: str) -> ClosedInfo | None:
-    from tunix_rt import vcs
-
-    commit = history.closing_commit(project, vcs.open_repo(project.root), mid)
+def _closed(seen: history.Scan, mid: str, closure: str | None, closure_text: str) -> tuple[ClosedInfo | None, str]:
+    """How the milestone closed, and the closing commit's subject ("" when none)."""
+    commit = history.closing_commit(seen, mid)
     if commit is None and closure is None:
-        return None
+        return None, ""
     if commit is not None:
         when = commit.time
     else:  # the closure block's own date when it gives one ("**Completion Date:** 2026-01-09")
         dates = _DATE.findall(closure_text)
         when = f"{dates[-1]}T00:00:00Z" if dates else clock.stamp()
-    return ClosedInfo(time=when, commit=commit.sha if commit else None, closure=closure)
+    return ClosedInfo(
+        time=when, commit=commit.sha if commit else None, closure=closure
+    ), commit.subject if commit else ""
 
 
 def _closure_text(items: list[Any], heading: str | None) -> str:
@@ -153,9 +154,17 @@ def _closure_text(items: list[Any], heading: str | None) -> str:
 
 
 def plan_import(
-    project: Project, source: Path, *, milestone: str | None = None, phase: int | None = None
+    project: Project,
+    source: Path,
+    *,
+    milestone: str | None = None,
+    phase: int | None = None,
+    seen: history.Scan | None = None,
 ) -> ImportPlan:
-    """Reads and checks one log; raises TunixError (exit 2) on anything that refuses it. Writes nothing."""
+    """Reads and checks one log; raises TunixError (exit 2) on anything that refuses it. Writes nothing.
+
+    `seen` is a history scan shared by several imports (`--all`); one is taken when it is None.
+    """
     from tunix_rt import legacy
     from tunix_rt.milestones import _refuse_existing, clean
 
@@ -172,19 +181,14 @@ def plan_import(
     mid = canonical_milestone(given if given[:1] in "Mm" else f"M{given}")
     if not milestone:
         _refuse_existing(project, mid)
+    seen = seen or history.scan(project)
     if phase is None:
         phase = history.phase_of(project, source)
     if phase is None:
-        phase = history.default_phase(project)
+        phase = history.default_phase(project, seen.files)
     heading = legacy.closure(parsed)
-    closed = _closed(project, mid, heading, _closure_text(parsed.items, heading))
-    subject = None
-    if closed is not None and closed.commit is not None:
-        from tunix_rt import vcs
-
-        shown = vcs.open_repo(project.root).git.log("-1", "--format=%s", closed.commit)
-        subject = shown.strip() or None
-    title = clean(_title(project, mid, parsed.title, subject), "the title")
+    closed, subject = _closed(seen, mid, heading, _closure_text(parsed.items, heading))
+    title = clean(_title(project, seen, mid, parsed.title, subject or None), "the title")
     try:
         where = project.relative(source.resolve())
         imported_from = where if not where.startswith("..") else source.name
@@ -270,11 +274,11 @@ def import_log(project: Project, source: Path, *, milestone: str | None = None, 
     return write_import(project, plan_import(project, source, milestone=milestone, phase=phase))
 
 
-def find_logs(project: Project) -> list[tuple[str, Path]]:
+def find_logs(project: Project, files: list[tuple[str, Path]]) -> list[tuple[str, Path]]:
     """(id, path) of every hand-written tool-calls log under the milestones folder: `Phase<N>` folders first, the
     highest phase first (a milestone moved from Phase1 to Phase3 ended up there), then other folders."""
     found = []
-    for mid, path in history.milestone_files(project):
+    for mid, path in files:
         if path.is_file() and _LOG_NAME.fullmatch(path.name):
             phase = history.phase_of(project, path)
             found.append((phase is None, -(phase or 0), str(path), mid, path))
@@ -288,9 +292,10 @@ def import_all(project: Project) -> ImportAll:
     Every log is planned before any is written, so one refused log refuses the whole run with nothing written.
     """
     result = ImportAll()
+    seen = history.scan(project)
     plans: list[ImportPlan] = []
     claimed: dict[str, str] = {}  # id -> the log it is imported from in this run
-    for mid, path in find_logs(project):
+    for mid, path in find_logs(project, seen.files):
         where = project.relative(path)
         if path.stat().st_size == 0:
             result.skipped.append(Skipped(where, "empty placeholder"))
@@ -301,13 +306,13 @@ def import_all(project: Project) -> ImportAll:
         if project.find_ledger(mid) is not None:
             result.skipped.append(Skipped(where, f"{mid} already has a ledger"))
             continue
-        plans.append(plan_import(project, path, milestone=mid))
+        plans.append(plan_import(project, path, milestone=mid, seen=seen))
         claimed[mid] = where
-    logged = {mid for mid, _ in find_logs(project)}
-    for mid, folder in _documented(project):
+    logged = {mid for mid, _ in find_logs(project, seen.files)}
+    for mid, folder in _documented(project, seen.files):
         if mid in logged or mid in claimed or project.find_ledger(mid) is not None:
             continue
-        documented = plan_documents(project, mid, folder)
+        documented = plan_documents(project, seen, mid, folder)
         if documented is None:
             result.skipped.append(Skipped(project.relative(folder), f"{mid} has no log and no closing commit"))
             continue
@@ -319,34 +324,32 @@ def import_all(project: Project) -> ImportAll:
     return result
 
 
-def _documented(project: Project) -> list[tuple[str, Path]]:
+def _documented(project: Project, files: list[tuple[str, Path]]) -> list[tuple[str, Path]]:
     """(id, folder) of every milestone with documents in a `Phase<N>` folder: its summary's folder when it has one."""
     found: dict[str, Path] = {}
-    for use in history.file_uses(project):
-        if use.phase is None:
+    for mid, path in files:
+        if history.phase_of(project, path) is None:
             continue
-        path = project.root / use.where
-        if use.milestone not in found or path.name.endswith("_summary.md"):
-            found[use.milestone] = path.parent
+        if mid not in found or path.name.endswith("_summary.md"):
+            found[mid] = path.parent
     return sorted(found.items(), key=lambda item: int(item[0][1:]))
 
 
-def plan_documents(project: Project, mid: str, folder: Path) -> ImportPlan | None:
+def plan_documents(project: Project, seen: history.Scan, mid: str, folder: Path) -> ImportPlan | None:
     """A milestone that kept documents but no log: imported closed, with no entries, when its closing commit
     exists; None (nothing to adopt) when it does not."""
-    from tunix_rt import vcs
     from tunix_rt.milestones import clean
 
-    commit = history.closing_commit(project, vcs.open_repo(project.root), mid)
+    commit = history.closing_commit(seen, mid)
     if commit is None:
         return None
-    summary = history.find_doc(project, mid, "summary")
+    summary = history.find_doc(project, mid, "summary", seen.files)
     source = summary or folder
     return ImportPlan(
         source=source,
         milestone=mid,
-        title=" ".join(clean(_title(project, mid, "", commit.subject), "the title").split()),
-        phase=history.phase_of(project, folder) or history.default_phase(project),
+        title=" ".join(clean(_title(project, seen, mid, "", commit.subject), "the title").split()),
+        phase=history.phase_of(project, folder) or history.default_phase(project, seen.files),
         imported_from=project.relative(source),
         events=[],
         kept_raw=[],

@@ -85,8 +85,9 @@ def phase_of(project: Project, path: Path) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def file_uses(project: Project) -> list[Use]:
-    return [Use(mid, project.relative(path), phase_of(project, path)) for mid, path in milestone_files(project)]
+def file_uses(project: Project, files: list[tuple[str, Path]] | None = None) -> list[Use]:
+    listed = milestone_files(project) if files is None else files
+    return [Use(mid, project.relative(path), phase_of(project, path)) for mid, path in listed]
 
 
 def subject_id(subject: str, *, scoped: bool = True) -> str | None:
@@ -125,10 +126,10 @@ def id_uses(project: Project) -> IdUses:
     return uses
 
 
-def default_phase(project: Project) -> int:
+def default_phase(project: Project, files: list[tuple[str, Path]] | None = None) -> int:
     """The phase of the highest-numbered milestone found in a `Phase<N>` folder; 1 when there is none."""
     best: tuple[int, int] | None = None
-    for use in file_uses(project):
+    for use in file_uses(project, files):
         if use.phase is not None:
             key = (int(use.milestone[1:]), use.phase)
             best = key if best is None or key > best else best
@@ -138,10 +139,13 @@ def default_phase(project: Project) -> int:
 # --- a milestone's own documents -------------------------------------------------------------------------------
 
 
-def find_doc(project: Project, milestone_id: str, kind: str) -> Path | None:
-    """The non-empty `Mnn_<kind>.md` of a milestone anywhere under the milestones folder (a Phase folder first)."""
+def find_doc(
+    project: Project, milestone_id: str, kind: str, files: list[tuple[str, Path]] | None = None
+) -> Path | None:
+    """The non-empty `Mnn_<kind>.md` of a milestone anywhere under the milestones folder (a Phase folder first);
+    `files` is a `milestone_files()` already read."""
     candidates = []
-    for mid, path in milestone_files(project):
+    for mid, path in milestone_files(project) if files is None else files:
         if mid != milestone_id or not path.is_file() or path.stat().st_size == 0:
             continue
         match = re.fullmatch(r"[Mm][0-9]+_(.+)\.md", path.name)
@@ -192,21 +196,39 @@ def title_from_subject(subject: str) -> str | None:
 # --- closing commits -------------------------------------------------------------------------------------------
 
 
-def closing_commit(project: Project, repo: git.Repo, milestone_id: str) -> CommitInfo | None:
+@dataclass
+class Scan:
+    """One read of the milestones folder and of git history, for a use case that asks about many milestones."""
+
+    files: list[tuple[str, Path]]  # milestone_files()
+    commits: list[CommitInfo]  # newest first
+    touched: dict[str, set[str]]  # SHA -> names of the files it changed under the milestones folder
+
+
+def scan(project: Project) -> Scan:
+    from tunix_rt import vcs
+
+    repo = vcs.open_repo(project.root)
+    return Scan(
+        files=milestone_files(project),
+        commits=vcs.commit_subjects(repo),
+        touched=vcs.names_touched(repo, project.settings.milestones_dir),
+    )
+
+
+def closing_commit(seen: Scan, milestone_id: str) -> CommitInfo | None:
     """The commit that closed a hand-run milestone, or None.
 
     A subject `Mnn: ...`, the last one that touched `Mnn_summary.md` when there are several; when none touched
     it, the oldest (the ones after it are "Finalize toolcalls log" or lint patch-ups). A scoped subject
     `docs(Mnn): ...` counts only when it touched the summary (an implementation commit `feat(Mnn)` closes nothing).
     """
-    from tunix_rt import vcs
-
-    commits = vcs.commit_subjects(repo)  # newest first
-    plain = [c for c in commits if subject_id(c.subject, scoped=False) == milestone_id]
-    scoped = [c for c in commits if c not in plain and subject_id(c.subject) == milestone_id]
+    plain = [c for c in seen.commits if subject_id(c.subject, scoped=False) == milestone_id]
+    scoped = [c for c in seen.commits if c not in plain and subject_id(c.subject) == milestone_id]
     if not plain and not scoped:
         return None
-    touched = vcs.commits_touching(repo, project.settings.milestones_dir, f"{milestone_id}_summary.md")
+    summary = f"{milestone_id}_summary.md"
+    touched = {sha for sha, names in seen.touched.items() if summary in names}
     for commit in plain:
         if commit.sha in touched:
             return commit

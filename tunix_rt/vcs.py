@@ -415,13 +415,17 @@ def _commit_info(record: str) -> CommitInfo:
     return CommitInfo(sha=sha, time=time, subject=subject)
 
 
-def commits_touching(repo: git.Repo, folder: str, name: str) -> set[str]:
-    """SHAs of the commits (from HEAD or a local branch) that changed a file called `name` anywhere under `folder`."""
+def names_touched(repo: git.Repo, folder: str) -> dict[str, set[str]]:
+    """Per commit (from HEAD or a local branch) changing something under `folder`: the names of the files it changed."""
     if head_sha(repo) is None:
-        return set()
-    spec = f":(glob){folder.rstrip('/')}/**/{name}" if folder else f":(glob)**/{name}"
-    out = repo.git.log("HEAD", "--branches", "--format=%H", "--", spec)
-    return set(out.split())
+        return {}
+    out = repo.git.log("HEAD", "--branches", "--format=%x1e%H", "--name-only", "--no-renames", "--", folder or ".")
+    touched: dict[str, set[str]] = {}
+    for record in out.split("\x1e"):
+        lines = [line for line in record.splitlines() if line.strip()]
+        if lines:
+            touched[lines[0]] = {line.rsplit("/", 1)[-1] for line in lines[1:]}
+    return touched
 
 
 def is_tracked(repo: git.Repo, path: str) -> bool:
