@@ -77,10 +77,13 @@ def milestone_files(project: Project) -> list[tuple[str, Path]]:
 
 def phase_of(project: Project, path: Path) -> int | None:
     """The N of the `Phase<N>` folder directly under the milestones folder that is or holds `path`, if any."""
-    try:
-        parts = path.resolve().relative_to(project.milestones_dir.resolve()).parts
+    try:  # paths from milestone_files() are under the folder as spelled; anything else is compared resolved
+        parts = path.relative_to(project.milestones_dir).parts
     except ValueError:
-        return None
+        try:
+            parts = path.resolve().relative_to(project.milestones_dir.resolve()).parts
+        except ValueError:
+            return None
     match = _PHASE.fullmatch(parts[0]) if parts else None
     return int(match.group(1)) if match else None
 
@@ -114,12 +117,12 @@ def git_uses(repo: git.Repo) -> list[Use]:
     return found
 
 
-def id_uses(project: Project) -> IdUses:
+def id_uses(project: Project, files: list[tuple[str, Path]] | None = None) -> IdUses:
     """Ids used by files under the milestones folder, local branches and commit subjects (files first)."""
     from tunix_rt import vcs
 
     uses = IdUses()
-    for use in file_uses(project):
+    for use in file_uses(project, files):
         uses.add(use)
     for use in git_uses(vcs.open_repo(project.root)):
         uses.add(use)
