@@ -63,7 +63,7 @@ def test_show_json_holds_exactly_what_was_written(project, run_cli) -> None:
         "status_text": "", "sections": [
             {"name": "Actions", "items": ["torch 2.13.0 installed ✅", "transformers installed ✅"], "text": "", "ordered": False}
         ],
-        "checkpoint": None, "source": "cli", "agent_session_id": None, "tool_use_id": None,
+        "checkpoint": None, "notes": [], "source": "cli", "agent_session_id": None, "tool_use_id": None,
     }
     assert e2["status"] == "failed" and e2["status_text"] == "FAILED — JAX CUDA NOT AVAILABLE"
     assert e2["files"] == ["requirements.txt", "training/train.py"]

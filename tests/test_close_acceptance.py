@@ -88,3 +88,22 @@ def test_a_threshold_with_no_run_to_measure_is_unmet(project: Project, run_cli) 
     milestones.start(project, "M44", "t", phase=4, accept=["eval.primary_score>=0.1"])
     out = run_cli("close", "--skip-hooks")
     assert out.code == 2 and "eval.primary_score>=0.1: no value measured" in out.err
+
+
+def test_an_adopted_master_doc_gets_the_new_block_in_its_own_format(project: Project, run_cli) -> None:
+    master = project.root / "PROJECT.md"
+    master.write_text(
+        "# Tunix RT\n\n**Milestone M45 Complete** ✅ | **M45:** research complete\n\n## Overview\n\n"
+        "**M45 Enhancements:** Curriculum Training (Research, Phase 5):\n- **Training:** 3 stages\n"
+        "- **Eval:** 41/100\n\n## Database Schema\n\nTables.\n", encoding="utf-8")
+    git(project.root, "add", "-A")
+    git(project.root, "commit", "-qm", "M45: Curriculum Training - research complete")
+    assert run_cli("start", "M46", "--title", "Observer Model", "--phase", "5").code == 0
+    make_run(project, "M46", "m46_v1", loss0=2.0)
+    assert run_cli("close", "--skip-hooks").code == 0
+    text = master.read_text(encoding="utf-8")
+    block = text.split("**M46 Enhancements:**", 1)[1].split("\n\n", 1)[0]
+    assert block.startswith(" Observer Model (Research, Phase 5):\n- **Result:** final loss 0.4 (m46_v1)")
+    assert text.index("**M46 Enhancements:**") < text.index("## Database Schema")
+    assert "**Milestone M46 Complete** ✅ | **M46:** final loss 0.4 (m46_v1)" in text
+    assert "**M45 Enhancements:** Curriculum Training (Research, Phase 5):\n- **Training:** 3 stages" in text

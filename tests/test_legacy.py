@@ -190,8 +190,10 @@ def test_h2_entries_tables_code_and_an_h1_closure() -> None:
     assert e1.title == "Execute Curriculum Training (Stages A, B, C)"
     assert e1.timestamp == "2026-02-03 (Session Start)"
     assert e1.tools == ["run_terminal_cmd (python run.py)", "read_file"]
-    assert e1.files == ["`runs/stage_a/` — first stage", "`runs/stage_b/` — second stage"]  # from **Output:**
-    table, hyper, note = e1.sections
+    assert e1.files == []  # `**Output:**` is a section of its own, not the files
+    output, table, hyper, note = e1.sections
+    stages = ["`runs/stage_a/` — first stage", "`runs/stage_b/` — second stage"]
+    assert output == Section(name="Output", items=stages)
     assert table == Section(
         name="Training Results",
         text="| Stage | Steps | Loss |\n|-------|-------|------|\n| A | 10 | 1.5 |\n| B | 10 | 1.2 |",
@@ -387,3 +389,115 @@ def test_corpus_m42() -> None:
     assert labels[-1] == ("Block", "## M42 Session Complete")
     summary = of_type(parsed, Block)[0]
     assert summary.after_entry == 7 and summary.text.startswith("| Deliverable | Status | Location |")
+
+
+# --- enrich: what an import reads into the schema on top of the verbatim parse ------------------------------------
+
+from _support import DATA, render_items  # noqa: E402
+
+ALL_LAYOUTS = sorted(LEGACY.glob("*.md")) + [DATA / "adoption" / "M11_toolcalls.md"]
+CORPUS_LOGS = sorted(CORPUS.glob("*_toolcalls.md")) if CORPUS.exists() else []
+
+
+def enriched(path: Path) -> legacy.ParsedLog:
+    return legacy.enrich(legacy.parse(legacy.decode(path.read_bytes(), str(path))))
+
+
+def test_later_layout_entries_get_titles_statuses_and_notes() -> None:
+    parsed = enriched(DATA / "adoption" / "M11_toolcalls.md")
+    e1, e2, e3 = entries(parsed)
+    assert (e1.title, e1.timestamp) == ("Read the plan and the answers before starting", "2026-01-09T[initial]")
+    assert e1.tools == ["read_file"] and [(n.kind, n.index, n.text) for n in e1.notes] == [
+        ("tool", 0, "multiple"), ("file", 0, "Authoritative plan"), ("file", 1, "locked decisions"),
+        ("files", -1, "Git repository")]
+    assert e1.files == ["M11_plan.md", "M11_answers.md"]
+    assert (e1.status, e1.status_text) == ("completed", "✅ COMPLETED — Plan understood; seven questions drafted.")
+    assert "Result" not in [s.name for s in e1.sections]
+    assert e2.tools == ["write", "run_terminal_cmd"]
+    assert [n.text for n in e2.notes if n.kind == "tool"] == ["M11_questions.md, M11_answers.md", "New-Item"]
+    assert e2.files == ["research/m11_observer/", "scripts/run_observer.py"]
+    output = next(s for s in e2.sections if s.name == "Output")  # its own section, the diffstat line in it
+    diffstat = "16 files changed, 2011 insertions(+), 12 deletions(-)"
+    assert output.items == ["research/m11_observer/configs/observer.yaml", diffstat]
+    assert (e2.status, e2.status_text) == ("failed", "Failed — the folder already existed, so nothing was created.")
+    assert e2.checkpoint == "scaffolding blocked on the old folder"
+    # a Result written as a list keeps its section; the status is read from its words
+    assert (e3.files, e3.status, e3.status_text) == ([".venv-gpu"], "completed", "✅ COMPLETED")
+    assert [s.name for s in e3.sections] == ["Result"]
+
+
+@pytest.mark.parametrize(
+    ("text", "status"),
+    [
+        ("Successfully loaded project context.", "completed"),
+        ("Failed — no wheel for Windows", "failed"),
+        ("❌ Blocked on the GPU driver", "blocked"),
+        ("Skipped: no GPU", "skipped"),
+        ("Stage A done, stage B FAILED", "failed"),
+        ("Error Injection: 21 errors injected", "completed"),  # the topic, not the outcome
+        ("Questions written. Awaiting user confirmation", "completed"),
+        ("Still running after 2 h", "in-progress"),
+    ],
+)
+def test_a_result_without_a_status_gives_one(text: str, status: str) -> None:
+    assert legacy.status_from_result(text) == status
+
+
+@pytest.mark.parametrize(
+    ("value", "split"),
+    [
+        ("`x.md` — Authoritative plan", ("x.md", "Authoritative plan")),
+        ("data/traces.jsonl (145 traces)", ("data/traces.jsonl", "145 traces")),
+        ("`runs/a/` – first stage", ("runs/a/", "first stage")),
+        (".venv-gpu", (".venv-gpu", "")),
+        ("`M42_plan.md`", ("M42_plan.md", "")),
+    ],
+)
+def test_file_annotations_split_off(value: str, split: tuple[str, str]) -> None:
+    assert legacy.split_file(value) == split
+
+
+@pytest.mark.parametrize("line", ["Git repository", "16 files changed, 2011 insertions(+)", "9 deletions(-)"])
+def test_lines_that_are_not_paths_are_not_files(line: str) -> None:
+    assert not legacy.is_path(line)
+
+
+def test_titles_are_the_first_sentence_trimmed() -> None:
+    assert legacy.first_sentence("Train the model. Then evaluate.") == "Train the model"
+    long = "Understand " + "the very long purpose " * 10
+    assert len(legacy.first_sentence(long)) <= 81 and legacy.first_sentence(long).endswith("…")
+
+
+@pytest.mark.parametrize("path", ALL_LAYOUTS + CORPUS_LOGS, ids=lambda p: p.name)
+def test_enriched_logs_render_to_views_that_import_the_same(path: Path) -> None:
+    """The view an import renders, imported again, gives the same objects: notes, titles and statuses included."""
+    first = enriched(path)
+    text = render_items(first.items, first.milestone or "M01", first.title)
+    again = legacy.enrich(legacy.parse(text))
+    assert again.items == first.items
+    assert legacy.enrich(first).items == first.items  # enriching twice changes nothing
+
+
+def _had_result(raw: legacy.ParsedLog) -> set[int]:
+    return {e.number for e in entries(raw) if any(s.name.lower() == "result" for s in e.sections)}
+
+
+@pytest.mark.parametrize("path", [LEGACY / "timestamp_headers.md", *[p for p in CORPUS_LOGS if p.name >= "M46"]],
+                         ids=lambda p: p.name)
+def test_no_later_layout_entry_is_left_untitled_or_without_the_status_its_result_gives(path: Path) -> None:
+    raw = legacy.parse(legacy.decode(path.read_bytes(), str(path)))
+    found = entries(legacy.enrich(raw))
+    assert all(e.title for e in found)
+    assert all(e.status for e in found if e.number in _had_result(raw))
+
+
+@needs_corpus
+def test_corpus_m46_enriched_has_titles_statuses_and_clean_files() -> None:
+    found = entries(legacy.enrich(corpus("M46_toolcalls.md")))
+    assert all(e.title for e in found) and [e.label for e in found if e.status is None] == ["013"]  # 013 has no result
+    assert found[0].title == "Project familiarization and understanding M45 context"
+    assert found[0].tools == ["read_file"] and found[0].notes[0].text == "batch"
+    assert found[0].files[0] == "ProjectFiles/Milestones/Phase5/M46_toolcalls.md"
+    assert all(" — " not in f and "`" not in f for e in found for f in e.files)
+    inline = sum(1 for e in found if e.checkpoint) + len(of_type(corpus("M46_toolcalls.md"), Checkpoint))
+    assert inline >= 5

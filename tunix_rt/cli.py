@@ -15,7 +15,7 @@ import typer
 from tunix_rt import milestones
 from tunix_rt.cli_options import JsonOpt, MilestoneOpt, print_json
 from tunix_rt.errors import TunixError, WorkFailed
-from tunix_rt.models import STATUS_DISPLAY
+from tunix_rt.models import STATUS_DISPLAY, Milestone
 from tunix_rt.project import Project
 
 app = typer.Typer(
@@ -48,6 +48,8 @@ def init() -> None:
     from tunix_rt import scaffold
 
     result = scaffold.init(_project())
+    if result.found is not None and result.found.anything():
+        typer.echo(f"found {result.found.line()}")
     for path in result.written:
         typer.echo(f"wrote {path}")
     for path in result.unchanged:
@@ -111,15 +113,37 @@ def accept(
 
 
 @app.command()
+def abort(
+    milestone: MilestoneOpt = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what would be removed; remove nothing.")] = False,
+) -> None:
+    """Remove a started milestone that has no runs and no commits, saying what it removes."""
+    project = _project()
+    plan = milestones.abort(project, milestone, dry_run=dry_run)
+    verb = "would remove" if dry_run else "removed"
+    for path in plan.remove:
+        typer.echo(f"{verb} {project.relative(path)}")
+    if plan.restore is not None:
+        typer.echo(f"{'would put' if dry_run else 'put'} {project.relative(plan.restore[0])} back as "
+                   f"{project.relative(plan.restore[1])}")
+    for kept in plan.keep:
+        typer.echo(f"kept {kept}")
+    typer.echo(f"{'would abort' if dry_run else 'aborted'} {plan.milestone}")
+
+
+@app.command()
 def status(as_json: JsonOpt = False) -> None:
     """Where things stand: the current milestone and its open entries."""
     project = _project()
     current = project.current_milestone()
     if current is None or project.find_ledger(current) is None:
+        known = [mid for mid, _ in project.all_ledgers()]
         if as_json:
-            print_json({"current": None})
+            print_json({"current": None, "milestones": len(known), "latest": known[-1] if known else None})
         else:
             typer.echo("no current milestone (start one with `milestone start M01 --title ...`)")
+            if known:
+                typer.echo(f"{len(known)} milestones in the ledgers, the latest {known[-1]} (`milestone list`)")
         return
     state = milestones.show(project, current)
     open_entries = [e for e in state.entries if e.status in ("in-progress", "planned")]
@@ -184,7 +208,11 @@ def show(
         return
     typer.echo(f"{state.id} — {state.title} [{state.status}] phase {state.phase}")
     base = state.baseline
-    typer.echo(f"baseline: {base.sha[:7] if base.sha else 'none'} on {base.branch or 'detached HEAD'} at {base.time}")
+    if milestones.is_history(state):
+        typer.echo(f"hand-run history imported from {state.imported_from}; baseline not recorded")
+    else:
+        sha = base.sha[:7] if base.sha else "none"
+        typer.echo(f"baseline: {sha} on {base.branch or 'detached HEAD'} at {base.time}")
     for entry in state.entries:
         shown = STATUS_DISPLAY[entry.status] if entry.status else (entry.status_text or "—")
         typer.echo(f"  {entry.label:>5}  {shown[:14]:<14} {entry.title or entry.timestamp}")
@@ -204,26 +232,61 @@ def render(milestone: MilestoneOpt = None) -> None:
         typer.echo(f"rendered {project.relative(path)}")
 
 
+def _checkpoints(state: Milestone) -> int:
+    """Checkpoint sections plus the entries that end with a `**CHECKPOINT:**` line."""
+    return len(state.checkpoints) + sum(1 for entry in state.entries if entry.checkpoint)
+
+
 @app.command("import")
 def import_log(
-    file: Annotated[Path, typer.Argument(help="A hand-written tool-calls log (Markdown).")],
+    file: Annotated[Optional[Path], typer.Argument(help="A hand-written tool-calls log (Markdown).")] = None,
+    all_logs: Annotated[
+        bool, typer.Option("--all", help="Every hand-written log under the milestones folder.")
+    ] = False,
     milestone: MilestoneOpt = None,
     phase: Annotated[
-        Optional[int], typer.Option(help="Phase folder number (default: the latest milestone's, else 1).")
+        Optional[int], typer.Option(help="Phase folder number (default: the log's Phase<N> folder, else the latest).")
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Adopt a hand-written tool-calls log as a new milestone's ledger."""
+    """Adopt a hand-written tool-calls log (or --all of them) as a milestone's ledger; closed history stays closed."""
+    from tunix_rt import adoption
+
     project = _project()
-    state, kept = milestones.import_log(project, file, milestone=milestone, phase=phase)
+    if all_logs == (file is not None):
+        raise TunixError("give either a FILE or --all")
+    if all_logs and (milestone or phase is not None):
+        raise TunixError("--all takes the id and phase of each log from its name and folder; drop --milestone/--phase")
+    if all_logs:
+        result = adoption.import_all(project)
+        done, skipped = result.imported, result.skipped
+    else:
+        assert file is not None
+        done, skipped = [adoption.import_log(project, file, milestone=milestone, phase=phase)], []
     if as_json:
-        print_json({"milestone": state.id, "entries": len(state.entries), "checkpoints": len(state.checkpoints),
-                     "sessions": len(state.sessions), "kept_raw": kept})
+        rows = [
+            {"milestone": d.milestone.id, "title": d.milestone.title, "phase": d.milestone.phase,
+             "status": d.milestone.status, "commit": d.milestone.closed.commit if d.milestone.closed else None,
+             "closure": d.milestone.closed.closure if d.milestone.closed else None, "source": d.source,
+             "entries": len(d.milestone.entries), "checkpoints": _checkpoints(d.milestone),
+             "sessions": len(d.milestone.sessions), "kept_raw": d.kept_raw}
+            for d in done
+        ]
+        print_json(rows[0] if file is not None else {"imported": rows, "skipped": [vars(s) for s in skipped]})
         return
-    typer.echo(
-        f"imported {state.id}: {len(state.entries)} entries, {len(state.checkpoints)} checkpoints, "
-        f"{len(state.sessions)} sessions, {len(kept)} raw blocks kept"
-    )
+    for d in done:
+        state = d.milestone
+        how = "open"
+        if state.closed is not None:
+            closed = state.closed
+            how = f"closed by commit {closed.commit[:7]}" if closed.commit else f"closed ({closed.closure})"
+        typer.echo(
+            f"imported {state.id} — {state.title or '(untitled)'} (phase {state.phase}, {how}): "
+            f"{len(state.entries)} entries, "
+            f"{_checkpoints(state)} checkpoints, {len(state.sessions)} sessions, {len(d.kept_raw)} raw blocks kept"
+        )
+    for skip in skipped:
+        typer.echo(f"skipped {skip.path}: {skip.reason}")
 
 
 # --- log ---------------------------------------------------------------------------------------

@@ -59,7 +59,7 @@ Normalisations (the first import applies them, so they are stable afterwards):
 - a lead paragraph of several lines before a list stays an item of its label; the list becomes an unnamed section.
 Canonical form (everything the importer produces is in it):
 - section names hold no `*` or newline and are not field names (Timestamp, Time, Tool(s), Purpose, Files, Files
-  involved/created/changed, Output, Status, CHECKPOINT in entries; Status in checkpoints; Recovered in sessions);
+  involved/created/changed, Status, CHECKPOINT in entries; Status in checkpoints; Recovered in sessions);
 - a tool holds no comma outside brackets and no newline (the Tool line is split on top-level commas);
 - an unnamed section is not empty and follows the fields or a section that has items; when it is an entry's first
   section, its items do not all start with `**Label:**` (after field lines, that is M42's field list);
@@ -807,3 +807,155 @@ def _split_files(line: str) -> list[str]:
 def parse(text: str) -> ParsedLog:
     """Reads a hand-written tool-calls log (already decoded); never raises on odd markdown, it keeps it raw."""
     return _Reader(text).read()
+
+
+_CLOSURE = re.compile(r"MILESTONE\s+(?:CLOSED|COMPLETE)|SESSION\s+COMPLETE|^M[0-9]+\s+(?:COMPLETE|CLOSED)$", re.I)
+
+
+def closure(parsed: ParsedLog) -> str | None:
+    """The heading of the block in which a log says its milestone closed, or None.
+
+    `## M46 MILESTONE CLOSED`, `# M45 MILESTONE CLOSED`, `## M42 Session Complete`, `## FINAL CHECKPOINT[: ...]`
+    and a completed `## CHECKPOINT: M46 Complete`; the last one wins (a log may close, then add a push note).
+    """
+    for item in reversed(parsed.items):
+        if isinstance(item, Block) and item.heading:
+            text = item.heading.lstrip("#").strip()
+            if _CLOSURE.search(text):
+                return text
+        elif isinstance(item, Checkpoint):
+            title = item.title.strip()
+            if item.final and item.status in (None, "completed"):
+                return f"FINAL CHECKPOINT: {title}" if title else "FINAL CHECKPOINT"
+            if _CLOSURE.search(title) and item.status in (None, "completed"):
+                return f"CHECKPOINT: {title}"
+    return None
+
+
+# --- enrichment: what an import adds on top of the verbatim parse ------------------------------------------------
+# `parse` keeps values as written (its round trip with the templates is exact). An import then applies `enrich`,
+# which reads the later layouts' conventions into the schema; the templates write its results back in a form that
+# `enrich(parse(...))` reads the same way again (tests/test_legacy.py checks that fixed point on every layout).
+
+_TOOL_NOTE = re.compile(r"([^\s()]+)\s*\((.+)\)")
+_FILE_DASH = re.compile(r"(.+?)\s+[—–]\s+(.+)|(.+?)\s+-\s+(.+)")
+_FILE_PAREN = re.compile(r"(.+?)\s*\(([^()]+)\)")
+_DIFFSTAT = re.compile(r"[0-9]+ files? changed|[0-9]+ insertions?\(\+\)|[0-9]+ deletions?\(-\)")
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9`*\"'(])")
+# A result says how the step went only in its first words ("Failed — ...", "❌ Blocked on ...") or in capitals
+# ("... FAILED"): elsewhere "failure" and "error" are as often the topic ("Error Injection: 21 errors injected").
+_RESULT_WORDS: tuple[tuple[re.Pattern[str], Status], ...] = (
+    (re.compile(r"(?i:^\W*(?:fail(?:ed|s|ure)?\b|errors?\s*:|crash(?:ed)?\b|broken\b))|\bFAILED\b"), "failed"),
+    (re.compile(r"(?i:^\W*(?:blocked|blocker)\b)|\bBLOCKED\b"), "blocked"),
+    (re.compile(r"(?i:^\W*skipped\b)|\bSKIPPED\b"), "skipped"),
+    (
+        re.compile(
+            r"(?i:^\W*(?:in progress|ongoing|still running|not (?:yet )?(?:done|complete|finished))\b)|\bIN PROGRESS\b"
+        ),
+        "in-progress",
+    ),
+)
+_TITLE_LIMIT = 80
+
+
+def _unquote(text: str) -> str:
+    text = text.strip()
+    if len(text) >= 2 and text[0] == text[-1] == "`" and "`" not in text[1:-1]:
+        return text[1:-1]
+    return text
+
+
+def is_path(text: str) -> bool:
+    """A files value that names a path: not prose such as `Git repository` or a diffstat line."""
+    text = _unquote(text)
+    if not text or "\n" in text or _DIFFSTAT.search(text):
+        return False
+    return " " not in text or "/" in text or "\\" in text
+
+
+def split_file(text: str) -> tuple[str, str]:
+    """`` `x.md` — Authoritative plan `` -> (`x.md`, `Authoritative plan`); `path (145 traces)` -> (path, note)."""
+    text = text.strip()
+    match = _FILE_DASH.fullmatch(text)
+    if match:
+        path, note = (match.group(1), match.group(2)) if match.group(1) else (match.group(3), match.group(4))
+        if is_path(path):
+            return _unquote(path), note.strip()
+    match = _FILE_PAREN.fullmatch(text)
+    if match and is_path(match.group(1)):
+        return _unquote(match.group(1)), match.group(2).strip()
+    return _unquote(text), ""
+
+
+def status_from_result(text: str) -> Status:
+    """What a `**Result:**` says about the step: failed, blocked, skipped or still going when its words say so
+    (`no errors` does not), else completed."""
+    for pattern, status in _RESULT_WORDS:
+        if pattern.search(text):
+            return status
+    return "completed"
+
+
+def first_sentence(text: str) -> str:
+    """A title from a purpose: its first line's first sentence, without the closing full stop, at most 80 chars."""
+    line = text.strip().split("\n", 1)[0].strip()
+    sentence = _SENTENCE_END.split(line, maxsplit=1)[0].strip().rstrip(".").strip()
+    if len(sentence) > _TITLE_LIMIT:
+        cut = sentence[:_TITLE_LIMIT].rsplit(" ", 1)[0]
+        sentence = (cut or sentence[:_TITLE_LIMIT]).rstrip(",;:") + "…"
+    return sentence
+
+
+def _enrich_entry(entry: Entry) -> Entry:
+    from tunix_rt.models import STATUS_DISPLAY, Note
+
+    entry = entry.model_copy(deep=True)
+    notes: list[Note] = [n for n in entry.notes if n.kind == "files"]
+    tools: list[str] = []
+    for tool in entry.labelled_tools():
+        match = _TOOL_NOTE.fullmatch(tool.strip())
+        if match:
+            notes.append(Note(kind="tool", index=len(tools), text=match.group(2).strip()))
+            tools.append(match.group(1))
+        else:
+            tools.append(tool)
+    files: list[str] = []
+    values: list[str] = []
+    for value in entry.labelled_files()[: len(entry.files)]:
+        parts = [part.strip() for part in value.split(",")] if "\n" not in value else [value]
+        # `.venv-gpu, Git repository`: a path and prose on one line are two values
+        values.extend(parts if len(parts) > 1 and any(is_path(split_file(p)[0]) for p in parts) else [value])
+    for value in values:
+        if not is_path(split_file(value)[0]):
+            if not any(n.kind == "files" and n.text == value for n in notes):
+                notes.append(Note(kind="files", index=-1, text=value))
+            continue
+        path, note = split_file(value)
+        if note:
+            notes.append(Note(kind="file", index=len(files), text=note))
+        files.append(path)
+    entry.tools, entry.files = tools, files
+    entry.notes = sorted(notes, key=lambda n: (n.kind != "tool", n.kind != "file", n.index))
+    if entry.status is None and not entry.status_text:
+        result = next((s for s in entry.sections if s.name.lower() == "result"), None)
+        if result is not None:
+            inline = len(result.items) == 1 and not result.text and "\n" not in result.items[0]
+            said = result.items[0] if inline else "\n".join([result.text, *result.items])
+            entry.status = status_from_result(said)
+            if inline:  # the Result line becomes the status line, its words kept after the status they give
+                agrees = status_from_text(said) == entry.status
+                entry.status_text = said if agrees else f"{STATUS_DISPLAY[entry.status]} — {said}"
+                entry.sections.remove(result)
+            else:
+                entry.status_text = STATUS_DISPLAY[entry.status]
+    if not entry.title:
+        action = next((s for s in entry.sections if s.name.lower() in ("action", "actions") and s.items), None)
+        source = entry.purpose or (action.items[0] if action else "")
+        entry.title = " ".join(first_sentence(source).split()) if source.strip() else ""
+    return entry
+
+
+def enrich(parsed: ParsedLog) -> ParsedLog:
+    """The later layouts' conventions read into the schema (see the notes above); what it cannot place stays as is."""
+    items: list[Item] = [_enrich_entry(item) if isinstance(item, Entry) else item for item in parsed.items]
+    return ParsedLog(parsed.milestone, parsed.title, items, parsed.kept_raw)

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +22,6 @@ from tunix_rt.models import (
     STATUSES,
     AcceptedThreshold,
     Baseline,
-    Block,
-    BlockAdded,
     Checkpoint,
     CheckpointAdded,
     Entry,
@@ -138,20 +137,6 @@ def _refuse_closed(mid: str, tail: ledger.Tail) -> None:
         raise TunixError(f"milestone {mid} is closed; start a new milestone for more work")
 
 
-def _latest_phase(project: Project) -> int:
-    """The phase of the most recently numbered milestone, read from its ledger's first line."""
-    ledgers = project.all_ledgers()
-    if not ledgers:
-        return 1
-    with open(ledgers[-1][1], "rb") as handle:
-        first = handle.readline()
-    try:
-        event = ledger.parse_line(ledgers[-1][1], 1, first)
-    except TunixError:
-        return 1
-    return getattr(event, "phase", 1)
-
-
 def _refuse_existing(project: Project, mid: str) -> None:
     existing = project.find_ledger(mid)
     if existing is not None:
@@ -177,6 +162,26 @@ def check_phase(phase: int | None) -> int | None:
     if phase is not None and not 0 <= phase <= MAX_PHASE:
         raise TunixError(f"--phase must be a number from 0 to {MAX_PHASE}")
     return phase
+def _refuse_used(project: Project, mid: str) -> None:
+    """`start` refuses an id any file under the milestones folder, local branch or commit subject already uses."""
+    from tunix_rt import history
+
+    uses = history.id_uses(project)
+    use = uses.uses.get(mid)
+    if use is not None:
+        free = uses.next_free()
+        raise TunixError(f"milestone {mid} already exists (used by {use.where}); the next free id is {free}")
+    try:
+        _refuse_existing(project, mid)  # a ledger on another branch
+    except TunixError as exc:
+        raise TunixError(f"{exc}; the next free id is {uses.next_free()}") from None
+
+
+def _default_phase(project: Project) -> int:
+    """The phase of the highest milestone found in a `Phase<N>` folder (hand-written or not), else 1."""
+    from tunix_rt import history
+
+    return history.default_phase(project)
 
 
 def slug(title: str) -> str:
@@ -230,11 +235,13 @@ def _create(
     *,
     source: Source,
     imported_from: str | None = None,
+    before_view: Callable[[], None] | None = None,
 ) -> Milestone:
     """Writes a new milestone: baseline patch, ledger, scaffolded documents, view; makes it current.
 
     Everything that can fail on bad input (a folder outside the repository, a broken template) is
-    done before the first byte is written.
+    done before the first byte is written. `before_view` runs once the id is claimed, before the
+    view is written (import uses it to move a hand-written log out of the view's way).
     """
     folder = project.phase_dir(phase)
     project.check_inside(folder)
@@ -279,6 +286,8 @@ def _create(
         if created_folder and not any(folder.iterdir()):
             folder.rmdir()
         raise
+    if before_view is not None:
+        before_view()
     with ledger.writer(path) as w:
         if w.size == created:
             views.after_append(project, mid, w, None, full_view=view)
@@ -310,8 +319,8 @@ def start(
     title = required(title, "--title", one_line=True)
     accepted = [thresholds.parse(expression) for expression in accept]
     check_phase(phase)
-    _refuse_existing(project, mid)
-    phase = phase if phase is not None else _latest_phase(project)
+    _refuse_used(project, mid)
+    phase = phase if phase is not None else _default_phase(project)
     now = clock.stamp()
     session = SessionStarted(time=now, session=Session(number=1, date=now[:10], started=now))
     registered = [ThresholdAccepted(time=now, threshold=threshold) for threshold in accepted]
@@ -358,65 +367,11 @@ def _redact_item(item: Any, what: str) -> Any:
 def import_log(
     project: Project, source: Path, *, milestone: str | None = None, phase: int | None = None
 ) -> tuple[Milestone, list[str]]:
-    """Adopts a hand-written tool-calls log: a new open milestone whose ledger holds its entries.
+    """Adopts a hand-written tool-calls log (adoption.import_log); returns the milestone and the kept-raw lines."""
+    from tunix_rt import adoption
 
-    Returns the milestone and the lines describing what was kept verbatim as raw blocks. If the
-    view's path already holds a hand-written file (importing in place), it is kept beside it as
-    `M43_toolcalls.imported.md` rather than overwritten.
-    """
-    from tunix_rt.files import read_bounded
-
-    # Read with a bound, not by its size: /dev/zero says 0 bytes and never ends (D18).
-    data = read_bounded(source, _max_bytes(project), "the tool-calls log")
-    if milestone:
-        _refuse_existing(project, canonical_milestone(milestone))
-    from tunix_rt import legacy
-
-    parsed = legacy.parse(legacy.decode(data, str(source)))
-    given = milestone or parsed.milestone
-    if not given:
-        raise TunixError(f"{source}: no milestone id in its title; pass --milestone M43")
-    mid = canonical_milestone(given)
-    check_phase(phase)
-    if not milestone:  # a given id was checked before parsing
-        _refuse_existing(project, mid)
-    phase = phase if phase is not None else _latest_phase(project)
-    now = clock.stamp()
-    events: list[Any] = []
-    for item in parsed.items:
-        item = _redact_item(item, f"imported {type(item).__name__.lower()}")
-        if isinstance(item, Entry):
-            events.append(EntryAdded(time=now, entry=item))
-        elif isinstance(item, Session):
-            events.append(SessionStarted(time=now, session=item))
-        elif isinstance(item, Checkpoint):
-            events.append(CheckpointAdded(time=now, checkpoint=item))
-        elif isinstance(item, Block):
-            events.append(BlockAdded(time=now, block=item))
-    view = project.phase_dir(phase) / f"{mid}_toolcalls.md"
-    if view.exists():
-        kept = view.with_name(f"{mid}_toolcalls.imported.md")
-        if kept.exists():
-            raise TunixError(f"{project.relative(kept)} already exists; move it away first")
-        view.rename(kept)
-        log.warning("kept the hand-written log as %s", project.relative(kept))
-    try:
-        where = project.relative(source.resolve())
-        imported_from = where if not where.startswith("..") else source.name
-    except ValueError:
-        imported_from = source.name
-    state = _create(
-        project,
-        mid,
-        clean(parsed.title, "the title"),
-        phase,
-        events,
-        source="import",
-        imported_from=imported_from,
-    )
-    for line in parsed.kept_raw:
-        log.warning("kept verbatim: %s", line)
-    return state, list(parsed.kept_raw)
+    done = adoption.import_log(project, source, milestone=milestone, phase=phase)
+    return done.milestone, done.kept_raw
 
 
 # --- logging --------------------------------------------------------------------------------------
@@ -616,7 +571,14 @@ def show(project: Project, milestone: str | None) -> Milestone:
         from tunix_rt import vcs
 
         state.commit = vcs.trailer_commit(vcs.open_repo(project.root), state.id)
+        if state.commit is None and state.closed is not None:
+            state.commit = state.closed.commit  # hand-run history: the `Mnn:` commit found at import
     return state
+
+
+def is_history(state: Milestone) -> bool:
+    """A milestone closed by hand before the tool was used: imported closed, its hand-written documents its views."""
+    return state.closed is not None and bool(state.closed.commit or state.closed.closure)
 
 
 def list_all(project: Project) -> list[Milestone]:
@@ -633,9 +595,89 @@ def render_views(project: Project, milestone: str | None = None) -> list[Path]:
     written = []
     for mid, path in targets:
         project.check_inside(path)
+        with ledger.writer(path) as w:
+            history = w.tail().closed and is_history(_load_held(path, w))
+        if history:
+            log.info("%s is hand-run history: its hand-written log stays as it is", mid)
+            continue
         written.append(views.render_full(project, mid, path))
     return written
 
 
 def status_label(entry: Entry) -> str:
     return entry.status_text or (STATUS_DISPLAY[entry.status] if entry.status else "")
+
+
+# --- abort ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class Abort:
+    """What `abort` removes (or would remove), what it keeps, and what it puts back."""
+
+    milestone: str
+    remove: list[Path] = field(default_factory=list)
+    keep: list[str] = field(default_factory=list)  # "path (why)"
+    restore: tuple[Path, Path] | None = None  # (from, to): a hand-written log an open import moved aside
+
+
+def _abort_plan(project: Project, mid: str, path: Path) -> Abort:
+    from tunix_rt import render, vcs
+
+    state = ledger.load(path)
+    if state.status == "closed":
+        raise TunixError(f"milestone {mid} is closed; abort removes only a started milestone")
+    if state.runs:
+        runs = ", ".join(r.id for r in state.runs)
+        raise TunixError(f"milestone {mid} has runs ({runs}); abort removes only a milestone with none")
+    repo = vcs.open_repo(project.root)
+    if vcs.is_tracked(repo, project.relative(path)):
+        raise TunixError(f"milestone {mid} has commits: its ledger {project.relative(path)} is committed")
+    mentioned = vcs.commits_mentioning(repo, mid)
+    if mentioned:
+        raise TunixError(f"milestone {mid} has commits: {mentioned[0].sha[:7]} {mentioned[0].subject!r}")
+    since = vcs.commits_since(repo, state.baseline.sha)
+    if since:
+        latest = f"{since[0].sha[:7]} {since[0].subject!r}"
+        raise TunixError(f"milestone {mid} has commits: {len(since)} since its baseline, the latest {latest}")
+    folder = path.parent
+    plan = Abort(milestone=mid, remove=[path])
+    for name in (f"{mid}_toolcalls.md", f"{mid}_baseline.patch"):
+        if (folder / name).exists():
+            plan.remove.append(folder / name)
+    env = views.environment(project)
+    for kind in SCAFFOLDED_DOCS:
+        doc = folder / f"{mid}_{kind}.md"
+        if not doc.exists():
+            continue
+        scaffold = render.normalise(render.render(env, f"{kind}.md.j2", milestone_id=mid, title=state.title))
+        if vcs.is_tracked(repo, project.relative(doc)) or doc.read_bytes() != scaffold.encode("utf-8"):
+            plan.keep.append(f"{project.relative(doc)} (written by hand since start)")
+        else:
+            plan.remove.append(doc)
+    moved = folder / f"{mid}_toolcalls.imported.md"
+    if moved.exists():
+        plan.restore = (moved, folder / f"{mid}_toolcalls.md")
+    return plan
+
+
+def abort(project: Project, milestone: str | None, *, dry_run: bool = False) -> Abort:
+    """Removes a started milestone that has no runs and no commits: its ledger, view, baseline patch and untouched
+    scaffolds. Documents edited since start are kept; a hand-written log an import moved aside is put back."""
+    mid, path = _ledger_path(project, milestone)
+    project.check_inside(path)
+    plan = _abort_plan(project, mid, path)
+    if dry_run:
+        return plan
+    for target in plan.remove:
+        target.unlink(missing_ok=True)
+    if plan.restore is not None:
+        plan.restore[0].rename(plan.restore[1])
+    (project.state_dir / "render" / f"{mid}.json").unlink(missing_ok=True)
+    if project.current_milestone() == mid:
+        project.clear_current_milestone()
+    try:
+        path.parent.rmdir()  # only when start created it and nothing else lives there
+    except OSError:
+        pass
+    return plan

@@ -37,7 +37,6 @@ ENTRY_FIELD_LABELS: dict[str, str] = {
     "files involved": "files",
     "files created": "files",
     "files changed": "files",
-    "output": "files",
     "status": "status",
     "checkpoint": "checkpoint",
 }
@@ -67,6 +66,18 @@ class Section(Model):
     ordered: bool = False
 
 
+class Note(Model):
+    """An annotation a hand-written log glued to a value: `read_file (multiple)`, `` `x.md` — Authoritative plan ``.
+
+    `kind` "tool" or "file" annotates `tools[index]` / `files[index]`; kind "files" (index -1) is a line written
+    among the files that names no file (`Git repository`, a diffstat), kept so it renders back where it was.
+    """
+
+    kind: Literal["tool", "file", "files"]
+    index: int
+    text: str
+
+
 class Entry(Model):
     """One step of work in the tool-calls log."""
 
@@ -81,10 +92,23 @@ class Entry(Model):
     status_text: str = ""
     sections: list[Section] = Field(default_factory=list)
     checkpoint: str | None = None
+    notes: list[Note] = Field(default_factory=list)
     source: Source = "cli"
     # Room for agent hooks: a pre-call and a post-call event fold into one entry by tool_use_id.
     agent_session_id: str | None = None
     tool_use_id: str | None = None
+
+    def labelled_tools(self) -> list[str]:
+        """The tools as the log writes them, each with its note: `read_file (multiple)`."""
+        notes = {n.index: n.text for n in self.notes if n.kind == "tool"}
+        return [f"{tool} ({notes[i]})" if i in notes else tool for i, tool in enumerate(self.tools)]
+
+    def labelled_files(self) -> list[str]:
+        """The files as the log writes them, each with its note (`x.md — Authoritative plan`), then the lines
+        written among them that name no file (`Git repository`)."""
+        notes = {n.index: n.text for n in self.notes if n.kind == "file"}
+        files = [f"{path} — {notes[i]}" if i in notes else path for i, path in enumerate(self.files)]
+        return files + [n.text for n in self.notes if n.kind == "files"]
 
 
 class Checkpoint(Model):
@@ -186,6 +210,10 @@ class ClosedInfo(Model):
     open_entries: list[int] = Field(default_factory=list)
     skipped_hooks: bool = False
     unmet_thresholds: list[str] = Field(default_factory=list)  # closed anyway with --force
+    # Set by history import: a hand-run milestone's closing commit (`M45: ...`) and/or the heading of the
+    # log's closure block (`## M46 MILESTONE CLOSED`) that said it closed. A ledger closed by `close` has neither.
+    commit: str | None = None
+    closure: str | None = None
 
 
 # --- ledger events --------------------------------------------------------------------------

@@ -162,6 +162,9 @@ class Project:
         tmp.write_text(json.dumps({"current": milestone_id}) + "\n", encoding="utf-8")
         os.replace(tmp, self._state_file())
 
+    def clear_current_milestone(self) -> None:
+        self._state_file().unlink(missing_ok=True)
+
     def resolve_milestone(self, given: str | None) -> str:
         """`--milestone` when given, else the current milestone; always canonical."""
         if given:

@@ -519,3 +519,68 @@ def commit_paths(
         user_index.unlink(missing_ok=True)
         pid_file.unlink(missing_ok=True)
         lock.unlink(missing_ok=True)
+
+
+# --- adoption: what the history of a repository says about its milestones ---------------------------
+
+
+@dataclass(frozen=True)
+class CommitInfo:
+    """One commit as history import reads it: full SHA, committer time in UTC ISO 8601, subject line."""
+
+    sha: str
+    time: str
+    subject: str
+
+
+def commit_subjects(repo: git.Repo) -> list[CommitInfo]:
+    """Every commit reachable from HEAD or a local branch, newest first."""
+    if head_sha(repo) is None:
+        return []
+    out = repo.git.log("HEAD", "--branches", "--format=%H%x1f%ct%x1f%s%x1e")
+    return [_commit_info(record) for record in out.split("\x1e") if record.strip()]
+
+
+def _commit_info(record: str) -> CommitInfo:
+    from datetime import datetime, timezone
+
+    sha, stamp, subject = record.strip("\n").split("\x1f", 2)
+    time = datetime.fromtimestamp(int(stamp), tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return CommitInfo(sha=sha, time=time, subject=subject)
+
+
+def names_touched(repo: git.Repo, folder: str) -> dict[str, set[str]]:
+    """Per commit (from HEAD or a local branch) changing something under `folder`: the names of the files it changed."""
+    if head_sha(repo) is None:
+        return {}
+    out = repo.git.log("HEAD", "--branches", "--format=%x1e%H", "--name-only", "--no-renames", "--", folder or ".")
+    touched: dict[str, set[str]] = {}
+    for record in out.split("\x1e"):
+        lines = [line for line in record.splitlines() if line.strip()]
+        if lines:
+            touched[lines[0]] = {line.rsplit("/", 1)[-1] for line in lines[1:]}
+    return touched
+
+
+def is_tracked(repo: git.Repo, path: str) -> bool:
+    """Whether `path` (relative to the root, '/') is in the index."""
+    return bool(repo.git.ls_files("--", path).strip())
+
+
+def commits_mentioning(repo: git.Repo, milestone_id: str) -> list[CommitInfo]:
+    """Commits whose message carries the trailer `Milestone: <id>` (what close writes)."""
+    if head_sha(repo) is None:
+        return []
+    out = repo.git.log(
+        "HEAD", "--branches", "-E", f"--grep=^Milestone: {milestone_id}$", "--format=%H%x1f%ct%x1f%s%x1e"
+    )
+    return [_commit_info(record) for record in out.split("\x1e") if record.strip()]
+
+
+def commits_since(repo: git.Repo, baseline: str | None) -> list[CommitInfo]:
+    """Commits on HEAD after `baseline`, newest first (all of HEAD's history when there was no baseline)."""
+    if head_sha(repo) is None:
+        return []
+    spec = f"{baseline}..HEAD" if baseline else "HEAD"
+    out = repo.git.log(spec, "--format=%H%x1f%ct%x1f%s%x1e")
+    return [_commit_info(record) for record in out.split("\x1e") if record.strip()]

@@ -110,8 +110,12 @@ def _resuming(project: Project, repo: Any, mid: str) -> bool:
     state = ledger.load(project.ledger(mid))
     if state.status != "closed":
         return False
-    if state.source == "import":
-        raise TunixError(f"milestone {mid} was imported closed: its history is already closed")
+    from tunix_rt.milestones import is_history
+
+    if is_history(state):  # imported closed: its hand-written documents are its record
+        assert state.closed is not None
+        where = f"commit {state.closed.commit[:12]}" if state.closed.commit else f"its log's {state.closed.closure!r}"
+        raise TunixError(f"milestone {mid} is already closed (hand-run, {where})")
     sha = vcs.trailer_commit(repo, mid)
     if sha is not None:
         raise TunixError(f"milestone {mid} is already closed (commit {sha[:12]})")

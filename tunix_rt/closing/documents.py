@@ -172,6 +172,29 @@ def _context(project: Project, facts: Facts, report: CheckReport, gates: Gates, 
     )
 
 
+def _master(project: Project, facts: Facts, context: dict[str, Any], env: Any, before: str | None) -> tuple[str, str]:
+    """The new block and the whole master document. A document that already holds blocks written by people
+    (an adopted project) gets the block in its own format; otherwise the `master_entry.md.j2` template."""
+    heading = project.settings.close.master_doc_heading
+    written = [b for b in masterdoc.blocks(before or "") if not masterdoc.is_generated(b)]
+    if not written:
+        block = render.render(env, "master_entry.md.j2", **context).strip("\n")
+        return block, masterdoc.update(before, facts.mid, block, heading=heading, title=project.root.name)
+    assert before is not None
+    style = masterdoc.detect_format(before)
+    lines = [("Result", facts.headline.text)]
+    if facts.judged:
+        lines.append(("Acceptance", "; ".join(f"{j.threshold.expression} {j.measured_text} "
+                                               f"{'met' if j.met else 'NOT MET'}" for j in facts.judged)))
+    lines += [("Files changed", context["whole"].line), ("Summary", f"`{facts.layout.summary}`")]
+    block = masterdoc.render_block(style, facts.mid, context["title"], lines, phase=facts.state.phase)
+    block += "\n" + masterdoc.GENERATED
+    text = masterdoc.update(before, facts.mid, block, heading=heading or style.insert_before, title=project.root.name)
+    if style.status_field:
+        text = masterdoc.set_status_field(text, facts.mid, facts.headline.text)
+    return block, text
+
+
 def render_documents(project: Project, facts: Facts, report: CheckReport, gates: Gates, options: Options,
                      executive: str, final_checks: list[Check]) -> Documents:
     """Renders until the summary's own line counts are stable (it lists the diffstat of the files it is part of)."""
@@ -195,9 +218,7 @@ def render_documents(project: Project, facts: Facts, report: CheckReport, gates:
         context = _context(project, facts, report, gates, options, info, executive, doc_rows, final_checks)
         summary = render.normalise(render.render(env, "summary.md.j2", **context))
         audit = render.normalise(render.render(env, "audit.md.j2", **context))
-        block = render.render(env, "master_entry.md.j2", **context).strip("\n")
-        master = masterdoc.update(master_before, facts.mid, block, heading=project.settings.close.master_doc_heading,
-                                  title=project.root.name)
+        block, master = _master(project, facts, context, env, master_before)
         contents = {lay.summary: summary.encode("utf-8"), lay.audit: audit.encode("utf-8"),
                     lay.toolcalls: toolcalls.text.encode("utf-8"), lay.ledger: ledger_bytes,
                     lay.master: master.encode("utf-8")}
