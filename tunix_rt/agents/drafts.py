@@ -11,8 +11,7 @@ import json
 import os
 import re
 import shlex
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from tunix_rt import redact
 from tunix_rt.agents.payloads import HookEvent, ToolCall
@@ -30,8 +29,7 @@ _PREAMBLE = re.compile(r"^(?:error:\s*)?(?:command (?:failed|exited) with )?exit
 _ENV_ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
 
 
-@dataclass
-class Draft:
+class Draft(NamedTuple):
     """An entry's content from one hook event; `sections` are (name, text) pairs in render order."""
 
     title: str
@@ -40,7 +38,7 @@ class Draft:
     files: list[str]
     status: str
     status_text: str
-    sections: list[tuple[str, str]] = field(default_factory=list)
+    sections: list[tuple[str, str]]
 
 
 def clean(text: str) -> str:

@@ -11,13 +11,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
-import tomllib
-from dataclasses import dataclass
-from pathlib import Path
-from typing import IO
+from typing import IO, NamedTuple
 
-from tunix_rt import clock
 from tunix_rt.agents import drafts, fastlog, payloads
 
 USAGE = "usage: milestone log hook [--agent claude-code|codex|gemini|cursor] [--milestone M44] < payload.json"
@@ -27,19 +24,17 @@ class HookFailed(Exception):
     """The hook could not do its work; the message is the one line the user sees."""
 
 
-@dataclass(frozen=True)
-class Options:
+class Options(NamedTuple):
     agent: str | None = None
     milestone: str | None = None
 
 
-@dataclass(frozen=True)
-class Where:
+class Where(NamedTuple):
     """The project a hook event belongs to, found without importing the typed stack."""
 
-    root: Path
-    state_dir: Path
-    milestones_dir: Path
+    root: str
+    state_dir: str
+    milestones_dir: str
 
 
 def parse_options(argv: list[str]) -> Options:
@@ -63,36 +58,65 @@ def parse_options(argv: list[str]) -> Options:
     return Options(agent, milestone)
 
 
-def locate(start: Path) -> Where:
-    """The repository holding `start`, its per-clone state folder and its milestones folder."""
-    for folder in (start, *start.parents):
-        dot_git = folder / ".git"
-        if dot_git.is_dir():
+def locate(start: str) -> Where:
+    """The repository holding `start`, its per-clone state folder and its milestones folder.
+
+    Plain `os.path` strings: pathlib would add 7 ms to every hook event.
+    """
+    folder = start
+    while True:
+        dot_git = os.path.join(folder, ".git")
+        git_dir = None
+        if os.path.isdir(dot_git):
             git_dir = dot_git
-        elif dot_git.is_file():
-            text = dot_git.read_text(encoding="utf-8").strip()
-            if not text.startswith("gitdir:"):
-                continue
-            git_dir = (folder / text.split(":", 1)[1].strip()).resolve()
-        else:
-            continue
-        return Where(folder, git_dir / "tunix-rt", folder / _milestones_setting(folder))
-    raise HookFailed(f"{start} is not inside a git repository")
+        elif os.path.isfile(dot_git):
+            with open(dot_git, encoding="utf-8") as handle:
+                text = handle.read().strip()
+            if text.startswith("gitdir:"):
+                git_dir = os.path.realpath(os.path.join(folder, text.split(":", 1)[1].strip()))
+        if git_dir is not None:
+            return Where(folder, os.path.join(git_dir, "tunix-rt"), os.path.join(folder, _milestones_setting(folder)))
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            raise HookFailed(f"{start} is not inside a git repository")
+        folder = parent
 
 
-def _milestones_setting(root: Path) -> str:
-    for name, keys in (("pyproject.toml", ("tool", "tunix-rt")), ("milestone.toml", ())):
+_SIMPLE_SETTING = re.compile(r'^milestones_dir[ \t]*=[ \t]*"([^"\\]*)"[ \t]*(?:#.*)?$', re.M)
+
+
+def _milestones_setting(root: str) -> str:
+    """`milestones_dir` from the settings file; tomllib (17 ms) only when a plain `key = "value"` line
+    in the tool's own table cannot say it."""
+    for name, header in (("pyproject.toml", "[tool.tunix-rt]"), ("milestone.toml", None)):
         try:
-            data = tomllib.loads((root / name).read_text(encoding="utf-8"))
+            with open(os.path.join(root, name), encoding="utf-8") as handle:
+                text = handle.read()
         except FileNotFoundError:
             continue
-        except (OSError, ValueError) as exc:
-            raise HookFailed(f"{root / name}: {exc}") from exc
-        for key in keys:
+        except OSError as exc:
+            raise HookFailed(f"{os.path.join(root, name)}: {exc.strerror}") from exc
+        if header is not None and "tunix-rt" not in text:
+            continue
+        if "milestones_dir" not in text:
+            return "ProjectFiles/Milestones"
+        table = text
+        if header is not None and header in text:
+            table = text.split(header, 1)[1]
+            table = re.split(r"^\s*\[", table, maxsplit=1, flags=re.M)[0]
+        simple = _SIMPLE_SETTING.findall(table)
+        if len(simple) == 1 and table.count("milestones_dir") == 1 and text.count("milestones_dir") == 1:
+            return simple[0]
+        import tomllib
+
+        try:
+            data = tomllib.loads(text)
+        except ValueError as exc:
+            raise HookFailed(f"{os.path.join(root, name)}: {exc}") from exc
+        for key in ("tool", "tunix-rt") if header else ():
             data = data.get(key, {}) if isinstance(data, dict) else {}
-        if data:
-            value = data.get("milestones_dir", "ProjectFiles/Milestones")
-            return value if isinstance(value, str) else "ProjectFiles/Milestones"
+        value = data.get("milestones_dir") if isinstance(data, dict) else None
+        return value if isinstance(value, str) else "ProjectFiles/Milestones"
     return "ProjectFiles/Milestones"
 
 
@@ -107,20 +131,23 @@ def current(where: Where, given: str | None) -> str | None:
     if given:
         return canonical(given)
     try:
-        value = json.loads((where.state_dir / "state.json").read_text(encoding="utf-8")).get("current")
+        with open(os.path.join(where.state_dir, "state.json"), encoding="utf-8") as handle:
+            value = json.load(handle).get("current")
     except (OSError, ValueError, AttributeError):
         return None
     return value if isinstance(value, str) else None
 
 
-def ledger_path(where: Where, milestone: str) -> Path | None:
-    if not where.milestones_dir.is_dir():
+def ledger_path(where: Where, milestone: str) -> str | None:
+    try:
+        phases = sorted(name for name in os.listdir(where.milestones_dir) if name.startswith("Phase"))
+    except OSError:
         return None
-    for folder in sorted(where.milestones_dir.glob("Phase*")):
-        candidate = folder / f"{milestone}.ledger.jsonl"
-        if candidate.is_file():
-            resolved = candidate.resolve()
-            if where.root.resolve() not in resolved.parents:
+    for phase in phases:
+        candidate = os.path.join(where.milestones_dir, phase, f"{milestone}.ledger.jsonl")
+        if os.path.isfile(candidate):
+            resolved, root = os.path.realpath(candidate), os.path.realpath(where.root)
+            if not resolved.startswith(root + os.sep):
                 raise HookFailed(f"{candidate} points outside the repository ({resolved})")
             return candidate
     return None
@@ -131,9 +158,9 @@ def note(where: Where | None, message: str) -> None:
     if where is None:
         return
     try:
-        where.state_dir.mkdir(parents=True, exist_ok=True)
-        with open(where.state_dir / "hooks.log", "a", encoding="utf-8") as handle:
-            handle.write(f"{clock.stamp()} {message}\n")
+        os.makedirs(where.state_dir, exist_ok=True)
+        with open(os.path.join(where.state_dir, "hooks.log"), "a", encoding="utf-8") as handle:
+            handle.write(f"{fastlog.stamp()} {message}\n")
     except OSError:
         pass
 
@@ -148,7 +175,7 @@ def _tool_event(where: Where, event: payloads.HookEvent, opts: Options) -> None:
     if mid is None or path is None:
         note(where, f"not recorded ({event.agent} {event.name} {call.tool}): no current milestone")
         return
-    opening = drafts.opening(event, str(where.root))
+    opening = drafts.opening(event, where.root)
     closing = drafts.closing(call) if event.kind == "post" else None
     for attempt in (1, 2):
         try:
@@ -159,7 +186,7 @@ def _tool_event(where: Where, event: payloads.HookEvent, opts: Options) -> None:
                 note(where, f"not recorded ({event.agent} {event.name} {call.tool}): milestone {mid} is closed")
                 return
             if attempt == 2:
-                raise HookFailed(f"{path.name}: {exc}") from None
+                raise HookFailed(f"{os.path.basename(path)}: {exc}") from None
             from tunix_rt.agents import typed
 
             typed.repair(path)  # the typed writer drops a torn last line; then try once more
@@ -169,12 +196,12 @@ def _prompt(where: Where, event: payloads.HookEvent) -> None:
     """A prompt is session context, kept per clone (never committed), redacted like everything else."""
     if not event.prompt:
         return
-    folder = where.state_dir / "agents"
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = os.path.join(where.state_dir, "agents")
+    os.makedirs(folder, exist_ok=True)
     safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in event.session_id)[:80] or "session"
-    line = json.dumps({"time": clock.stamp(), "agent": event.agent, "prompt": drafts.clean(event.prompt)},
+    line = json.dumps({"time": fastlog.stamp(), "agent": event.agent, "prompt": drafts.clean(event.prompt)},
                       ensure_ascii=False)
-    with open(folder / f"{safe}.prompts.jsonl", "a", encoding="utf-8") as handle:
+    with open(os.path.join(folder, f"{safe}.prompts.jsonl"), "a", encoding="utf-8") as handle:
         handle.write(line + "\n")
 
 
@@ -195,10 +222,10 @@ def handle(event: payloads.HookEvent, opts: Options, where: Where) -> str | None
     return None
 
 
-def _start(event: payloads.HookEvent) -> Path:
+def _start(event: payloads.HookEvent) -> str:
     if event.cwd and os.path.isdir(event.cwd):
-        return Path(event.cwd).resolve()
-    return Path.cwd().resolve()
+        return os.path.realpath(event.cwd)
+    return os.path.realpath(os.getcwd())
 
 
 def main(argv: list[str], stdin: IO[str] | None = None, stdout: IO[str] | None = None) -> int:
@@ -224,6 +251,11 @@ def main(argv: list[str], stdin: IO[str] | None = None, stdout: IO[str] | None =
     except Exception as exc:  # a hook never tracebacks into the agent's session
         message = f"{type(exc).__name__}: {exc}"
     line = f"milestone log hook ({agent or 'agent'}): {message}"
+    if where is None:  # the payload was bad: the log still goes to the repository the hook ran in
+        try:
+            where = locate(os.path.realpath(os.getcwd()))
+        except Exception:  # noqa: BLE001 - no repository: stderr is all there is
+            where = None
     note(where, line)
     sys.stderr.write(line + "\n")
     return 1

@@ -2,15 +2,14 @@
 
 Stdlib only: this module sits on the hook fast path, which runs on every tool call of an agent. Each
 agent's section follows its documented hook schema (tests/data/agents/README.md names the pages);
-fields an agent does not document are not relied on.
+fields an agent does not document are not relied on. Records are NamedTuples rather than dataclasses:
+importing dataclasses (and with it inspect) costs a fifth of a hook's CPU budget.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 AGENTS = ("claude-code", "codex", "gemini", "cursor")
 Agent = Literal["claude-code", "codex", "gemini", "cursor"]
@@ -24,14 +23,13 @@ class PayloadError(ValueError):
     """The payload is not one an agent sends: not JSON, not an object, or a field of the wrong type."""
 
 
-@dataclass(frozen=True)
-class ToolCall:
+class ToolCall(NamedTuple):
     """One tool call as the agent described it (nothing redacted yet)."""
 
     tool: str
     key: str  # the agent's call id, or one derived from session + tool input when it gives none
     keyed_by_id: bool
-    tool_input: dict[str, Any] = field(default_factory=dict)
+    tool_input: dict[str, Any]
     command: str | None = None  # a shell command, or the patch text of Codex's apply_patch
     output: str | None = None
     error: str | None = None
@@ -42,8 +40,7 @@ class ToolCall:
     paths: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
-class HookEvent:
+class HookEvent(NamedTuple):
     agent: Agent
     kind: Kind
     name: str  # the agent's own event name
@@ -93,6 +90,8 @@ def _object(value: Any, what: str) -> dict[str, Any]:
 
 def _derived_key(*parts: Any) -> str:
     """A call key for agents that give no call id: the same call's pre and post events give the same key."""
+    import hashlib  # only agents without call ids pay for it
+
     digest = hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode("utf-8")).hexdigest()
     return f"k-{digest[:20]}"
 

@@ -15,15 +15,15 @@ from tunix_rt.agents.payloads import HookEvent
 from tunix_rt.project import Project
 
 
-def repair(path: Path) -> None:
+def repair(path: str) -> None:
     """Opening a typed writer removes a torn last line left by a killed writer."""
-    with ledger.writer(path):
+    with ledger.writer(Path(path)):
         pass
 
 
-def refresh_view(root: Path, milestone: str) -> bool:
+def refresh_view(root: str, milestone: str) -> bool:
     """Re-renders the milestone's view when the ledger grew past what it shows; True when it did."""
-    project = Project.find(root)
+    project = Project.find(Path(root))
     path = project.ledger(milestone)
     target = views.toolcalls_path(path, milestone)
     cache = views._read_cache(project, milestone)  # the same size proof the incremental writers use
@@ -37,9 +37,9 @@ def refresh_view(root: Path, milestone: str) -> bool:
     return not fresh
 
 
-def session_start(root: Path, milestone: str | None, event: HookEvent) -> str | None:
+def session_start(root: str, milestone: str | None, event: HookEvent) -> str | None:
     """A new session heading (not after a compaction: the session goes on) and the agent's briefing."""
-    project = Project.find(root)
+    project = Project.find(Path(root))
     state = None
     if milestone is not None and project.find_ledger(milestone) is not None:
         state = milestones.load(project, milestone)
