@@ -226,3 +226,21 @@ def test_output_keeps_the_last_40_lines_and_4_kb() -> None:
     assert text.count("\n") == 40
     wide = drafts.tail("\n".join("y" * 500 for _ in range(30)))
     assert len(wide.encode("utf-8")) <= 4096 + 30
+
+
+def test_stop_appends_the_new_blocks_and_matches_a_full_render(m44, run_cli) -> None:
+    from tunix_rt.agents import typed
+
+    events = stream("claude-code", m44.root)
+    for payload in events[:11]:  # up to the subagent's call, before any stop event
+        assert run_hook(payload).code == 0
+    assert typed.refresh_view(str(m44.root), "M44") == "caught-up"
+    assert typed.refresh_view(str(m44.root), "M44") == "fresh"
+    caught_up = view_file(m44).read_bytes()
+    assert run_cli("render").code == 0 and view_file(m44).read_bytes() == caught_up
+    run_hook({**events[2], "tool_use_id": "toolu_late"})  # a new call left open ...
+    assert typed.refresh_view(str(m44.root), "M44") == "caught-up"
+    run_hook({**events[4], "tool_use_id": "toolu_late"})  # ... finished after the view showed it open
+    assert typed.refresh_view(str(m44.root), "M44") == "rendered"
+    rendered = view_file(m44).read_bytes()
+    assert run_cli("render").code == 0 and view_file(m44).read_bytes() == rendered
