@@ -35,7 +35,8 @@ def test_fill_records_them_from_the_transcript(audited, run_cli) -> None:
     done = run_cli("agent", "audit", "--transcript", "t/cc-A.jsonl", "--fill", "--json")
     assert json.loads(done.out)["filled"] == ["toolu_01X", "toolu_01T", "toolu_01S"]
     entries = {e["tool_use_id"]: e for e in json.loads(run_cli("show", "--json").out)["entries"]}
-    assert entries["toolu_01X"]["status_text"] == "FAILED — FAILED tests/test_eval.py::test_accuracy - AssertionError: 0.31 < 0.4"
+    failure = "FAILED tests/test_eval.py::test_accuracy - AssertionError: 0.31 < 0.4"
+    assert entries["toolu_01X"]["status_text"] == f"FAILED — {failure}"
     assert entries["toolu_01T"]["status"] == "in-progress"  # its result never came
     sub = entries["toolu_01S"]
     assert sub["status"] == "completed" and any(s["name"] == "Subagent" for s in sub["sections"])

@@ -50,8 +50,8 @@ def test_concurrent_hooks_and_log_entry_never_lose_or_repeat_a_number(m44) -> No
 
     procs = [subprocess.Popen(HOOK, cwd=m44.root, stdin=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for _ in range(12)]
-    procs.append(subprocess.Popen([sys.executable, "-m", "tunix_rt.cli", "log", "entry", "-t", "by hand", "--tool", "x",
-                                   "-p", "y"], cwd=m44.root, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True))
+    by_hand = [sys.executable, "-m", "tunix_rt.cli", "log", "entry", "-t", "by hand", "--tool", "x", "-p", "y"]
+    procs.append(subprocess.Popen(by_hand, cwd=m44.root, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True))
     for n, proc in enumerate(procs[:12]):
         proc.stdin.write(pre(n))  # type: ignore[union-attr]
         proc.stdin.close()  # type: ignore[union-attr]

@@ -200,7 +200,8 @@ def test_a_torn_last_line_is_repaired_then_the_call_recorded(m44, run_cli) -> No
 
 @pytest.mark.parametrize(
     ("error", "line"),
-    [("Exit code 1\nTraceback (most recent call last):\n  File x\nValueError: bad", "Traceback (most recent call last):"),
+    [("Exit code 1\nTraceback (most recent call last):\n  File x\nValueError: bad",
+      "Traceback (most recent call last):"),
      ("Exit code 2\nerror: unrecognized arguments: --fast", "error: unrecognized arguments: --fast"),
      ("Command exited with code 1", "Command exited with code 1"),
      ("Exit code 1\nsomething happened", "something happened")],

@@ -13,9 +13,10 @@ EXE = "/opt/venv/bin/milestone"
 
 USER_FILES = {
     "claude-code": {"permissions": {"allow": ["Bash(ls)"]},
-                    "hooks": {"PreToolUse": [{"matcher": "Bash", "hooks": [{"type": "command", "command": "./check.sh"}]}],
+                    "hooks": {"PreToolUse": [{"matcher": "Bash",
+                                              "hooks": [{"type": "command", "command": "./check.sh"}]}],
                               "Notification": [{"hooks": [{"type": "command", "command": "notify-send hi"}]}]}},
-    "codex": {"hooks": {"Stop": [{"hooks": [{"type": "command", "command": "python3 .codex/stop.py", "timeout": 30}]}]}},
+    "codex": {"hooks": {"Stop": [{"hooks": [{"type": "command", "command": "python3 stop.py", "timeout": 30}]}]}},
     "gemini": {"theme": "GitHub", "hooks": {"BeforeTool": [{"matcher": "write_file", "hooks": [
         {"type": "command", "command": "./lint.sh", "name": "lint"}]}]}},
     "cursor": {"version": 1, "hooks": {"afterFileEdit": [{"command": "./format.sh"}]}},
@@ -59,8 +60,9 @@ def test_a_moved_install_replaces_the_old_command(repo: Path) -> None:
 def test_the_claude_code_file_has_the_documented_shape(repo: Path) -> None:
     install.install(repo, "claude-code", executable=EXE)
     hooks = json.loads((repo / ".claude/settings.json").read_text(encoding="utf-8"))["hooks"]
-    assert hooks["PreToolUse"] == [{"matcher": "*", "hooks": [{"type": "command", "command": f"{EXE} log hook --agent claude-code"}]}]
-    assert hooks["SessionStart"] == [{"hooks": [{"type": "command", "command": f"{EXE} log hook --agent claude-code"}]}]
+    handler = {"type": "command", "command": f"{EXE} log hook --agent claude-code"}
+    assert hooks["PreToolUse"] == [{"matcher": "*", "hooks": [handler]}]
+    assert hooks["SessionStart"] == [{"hooks": [handler]}]
 
 
 def test_a_broken_settings_file_is_refused_untouched(repo: Path, run_cli) -> None:
@@ -75,6 +77,7 @@ def test_a_broken_settings_file_is_refused_untouched(repo: Path, run_cli) -> Non
 def test_the_cli_installs_the_running_milestone(repo: Path, run_cli) -> None:
     done = run_cli("agent", "install", "gemini")
     assert done.code == 0, done
-    command = json.loads((repo / ".gemini/settings.json").read_text(encoding="utf-8"))["hooks"]["AfterTool"][0]["hooks"][0]
+    settings = json.loads((repo / ".gemini/settings.json").read_text(encoding="utf-8"))
+    command = settings["hooks"]["AfterTool"][0]["hooks"][0]
     assert Path(command["command"].split(" log hook")[0].strip("'")).is_absolute()
     assert run_cli("agent", "install", "gemini").out.endswith("already installed, nothing changed\n")

@@ -48,7 +48,7 @@ def uninstall(agent: AgentArg, dry_run: DryRunOpt = False) -> None:
 @agent_app.command("audit")
 def audit(
     transcript: Annotated[Path, typer.Option("--transcript", help="A Claude Code transcript (JSONL).")],
-    fill: Annotated[bool, typer.Option("--fill", help="Record the calls whose hooks never fired, from the transcript.")] = False,
+    fill: Annotated[bool, typer.Option("--fill", help="Record the calls no hook caught.")] = False,
     milestone: MilestoneOpt = None,
     as_json: JsonOpt = False,
 ) -> None:

@@ -10,11 +10,11 @@ fast path takes that same flock directly on POSIX and goes through portalocker o
 from __future__ import annotations
 
 import os
-from typing import IO, Union
+from typing import IO
 
 _WAIT_NOTICE_S = 1.0
 
-Lockable = Union[IO[bytes], int]
+Lockable = IO[bytes] | int
 
 
 def shared(handle: Lockable) -> None:
@@ -37,7 +37,8 @@ def exclusive(handle: Lockable, name: str) -> None:
     import threading
 
     log = logging.getLogger("tunix_rt")
-    notice = threading.Timer(_WAIT_NOTICE_S, log.warning, ("waiting for %s: another milestone command is writing it", name))
+    message = "waiting for %s: another milestone command is writing it"
+    notice = threading.Timer(_WAIT_NOTICE_S, log.warning, (message, name))
     notice.daemon = True
     notice.start()
     try:

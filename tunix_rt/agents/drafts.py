@@ -25,7 +25,9 @@ _SCAN_TAIL = 64 * 1024  # output is cut to this before redaction, so a huge log 
 # The line of a failure that says what failed: named error, failure, exception, traceback ...
 _ERROR_WORDS = re.compile(r"error|fail|exception|traceback|fatal|denied|not found|cannot|refused", re.I)
 # ... but not the preamble agents put first ("Exit code 1", "Command failed with exit code 2").
-_PREAMBLE = re.compile(r"^(?:error:\s*)?(?:command (?:failed|exited) with )?exit(?:ed)?(?: with)? code:? ?-?\d+\.?$", re.I)
+_PREAMBLE = re.compile(
+    r"^(?:error:\s*)?(?:command (?:failed|exited) with )?exit(?:ed)?(?: with)? code:? ?-?\d+\.?$", re.IGNORECASE
+)
 _ENV_ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
 
 

@@ -69,9 +69,8 @@ def find(data: mmap.mmap | bytes, key: str) -> Found | None:
         return Found(number, True)
     needle = b'"number":%d,' % number
     for later in data[end:].split(b"\n"):
-        if _UPDATED in later and needle in later:
-            if json.loads(later).get("status") in ("completed", "failed"):
-                return Found(number, True)
+        if _UPDATED in later and needle in later and json.loads(later).get("status") in ("completed", "failed"):
+            return Found(number, True)
     return Found(number, False)
 
 

@@ -80,7 +80,8 @@ def _handler(agent: str, cmd: str) -> dict[str, Any]:
 
 
 def _is_ours(agent: str, item: Any) -> bool:
-    return isinstance(item, dict) and isinstance(item.get("command"), str) and bool(_ours(agent).search(item["command"]))
+    command = item.get("command") if isinstance(item, dict) else None
+    return isinstance(command, str) and bool(_ours(agent).search(command))
 
 
 def _load(path: Path) -> tuple[str, dict[str, Any]]:

@@ -108,8 +108,8 @@ def _response_text(response: Any) -> str | None:
         if parts:
             return "\n".join(parts)
         if isinstance(response.get("llmContent"), list):  # Gemini parts: [{"text": ...}, ...]
-            texts = [p.get("text") for p in response["llmContent"] if isinstance(p, dict) and isinstance(p.get("text"), str)]
-            return "\n".join(texts) or None
+            parts = [p.get("text") for p in response["llmContent"] if isinstance(p, dict)]
+            return "\n".join(text for text in parts if isinstance(text, str)) or None
     try:
         return json.dumps(response, ensure_ascii=False)
     except (TypeError, ValueError, RecursionError):
@@ -127,7 +127,10 @@ def _exit_failed(response: Any) -> bool:
 
 
 def _path_of(tool_input: dict[str, Any]) -> tuple[str, ...]:
-    found = [tool_input[k] for k in ("file_path", "notebook_path", "path", "absolute_path") if isinstance(tool_input.get(k), str)]
+    if "pattern" in tool_input:
+        return ()  # a search tool's `path` is where it looked, not a file it worked on
+    keys = ("file_path", "notebook_path", "path", "absolute_path")
+    found = [tool_input[k] for k in keys if isinstance(tool_input.get(k), str)]
     return tuple(p for p in found if p)
 
 
@@ -213,9 +216,12 @@ def _gemini(data: dict[str, Any]) -> HookEvent:
         return HookEvent("gemini", kind, name, session, cwd)
     tool = _text(data, "tool_name", required=True) or ""
     tool_input = _object(data.get("tool_input"), "tool_input")
-    response = data.get("tool_response") if isinstance(data.get("tool_response"), dict) else {}
+    raw_response = data.get("tool_response")
+    response: dict[str, Any] = raw_response if isinstance(raw_response, dict) else {}
     raw_error = response.get("error")
-    error = raw_error if isinstance(raw_error, str) else (raw_error.get("message") if isinstance(raw_error, dict) else None)
+    error = raw_error if isinstance(raw_error, str) else None
+    if isinstance(raw_error, dict) and isinstance(raw_error.get("message"), str):
+        error = raw_error["message"]
     command = tool_input.get("command") if isinstance(tool_input.get("command"), str) else None
     call = ToolCall(
         tool=tool,
@@ -261,7 +267,8 @@ def _cursor(data: dict[str, Any]) -> HookEvent:
         command, output = None, _response_text(data.get("result_json"))
     elif name == "afterFileEdit":
         path = _text(data, "file_path", required=True) or ""
-        tool, tool_input, command, output = "Edit", {"file_path": path, "edits": data.get("edits")}, None, None
+        edit_input: dict[str, Any] = {"file_path": path, "edits": data.get("edits")}
+        tool, tool_input, command, output = "Edit", edit_input, None, None
     else:  # beforeReadFile: the content is the file itself, never kept
         path = _text(data, "file_path", required=True) or ""
         tool, tool_input, command, output = "Read", {"file_path": path}, None, None
