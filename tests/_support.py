@@ -1,12 +1,17 @@
-"""Test helpers shared by test modules (never imported from one test module into another): settings, and a
-hand-run repository such as the ones the tool is adopted into."""
+"""Test helpers shared by test modules (never imported from one test module into another): settings, a
+hand-run repository such as the ones the tool is adopted into, and replaying an agent's hook payload stream."""
 
 from __future__ import annotations
 
+import contextlib
+import io
+import json
 import os
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from tunix_rt.agents import hook
 
 DATA = Path(__file__).resolve().parent / "data"
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "tunix-rt"
@@ -161,3 +166,37 @@ def add_setting(root: Path, line: str) -> None:
     name = line.split("=", 1)[0].strip()
     kept = [old for old in toml.read_text(encoding="utf-8").splitlines() if old.split("=", 1)[0].strip() != name]
     toml.write_text("\n".join([*kept, line]) + "\n", encoding="utf-8")
+
+
+# --- agent hooks ----------------------------------------------------------------------------
+
+AGENT_DATA = Path(__file__).resolve().parent / "data" / "agents"
+# A fake Hugging Face token, built here so that no secret-shaped string is committed.
+PLANTED_TOKEN = "hf_" + "Zq7" * 10
+
+
+@dataclass
+class HookRun:
+    code: int
+    out: str
+    err: str
+
+
+def run_hook(payload: dict | str, *argv: str) -> HookRun:
+    """One `milestone log hook` event, in-process through the same entry point the console script uses."""
+    data = payload if isinstance(payload, str) else json.dumps(payload)
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stderr(err):
+        code = hook.main(list(argv), stdin=io.StringIO(data), stdout=out)
+    return HookRun(code, out.getvalue(), err.getvalue())
+
+
+def stream(agent: str, root: Path) -> list[dict]:
+    """The agent's payload stream from tests/data/agents, placed in repository `root`."""
+    text = (AGENT_DATA / f"{agent}.jsonl").read_text(encoding="utf-8")
+    text = text.replace("{ROOT}", root.as_posix()).replace("{TOKEN}", PLANTED_TOKEN)
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def replay(agent: str, root: Path, *argv: str) -> list[HookRun]:
+    return [run_hook(payload, *argv) for payload in stream(agent, root)]

@@ -14,7 +14,7 @@ import typer
 
 from tunix_rt import milestones
 from tunix_rt.cli_options import JsonOpt, MilestoneOpt, print_json
-from tunix_rt.errors import TunixError, WorkFailed
+from tunix_rt.errors import TunixError
 from tunix_rt.models import STATUS_DISPLAY, Milestone
 from tunix_rt.project import Project
 
@@ -369,19 +369,24 @@ def log_session(
 
 
 @log_app.command("hook")
-def log_hook(milestone: MilestoneOpt = None) -> None:
-    """Record an AI agent's tool call from the hook payload on stdin.
+def log_hook(
+    agent: Annotated[
+        Optional[str], typer.Option(help="claude-code, codex, gemini or cursor (default: from the payload).")
+    ] = None,
+    milestone: MilestoneOpt = None,
+) -> None:
+    """Record one AI agent hook event from stdin (Claude Code, Codex, Gemini CLI, Cursor).
 
-    For Claude Code's PreToolUse, PostToolUse and PostToolUseFailure hooks: the pre-call event opens an
-    entry and the post-call event closes the same entry (matched by tool_use_id). Errors exit 1, never 2:
-    Claude Code reads exit 2 from a PreToolUse hook as "block this tool call".
+    Each tool call becomes one entry (its pre and post events fold together); a session start
+    answers with a briefing; Stop re-renders the view. Failures exit 1, never 2: the agents read
+    exit 2 as "block this tool call". The `milestone` console script runs this without importing typer.
     """
-    from tunix_rt import agent_hooks
+    from tunix_rt.agents import hook
 
-    try:
-        agent_hooks.ingest(_project(), milestone, agent_hooks.parse(sys.stdin.read()))
-    except TunixError as exc:
-        raise WorkFailed(str(exc)) from exc
+    argv = [*(["--agent", agent] if agent else []), *(["--milestone", milestone] if milestone else [])]
+    code = hook.main(argv)
+    if code:
+        raise typer.Exit(code)
 
 
 # --- commands contributed by other modules -----------------------------------------------------
@@ -391,7 +396,7 @@ def _register_extensions() -> None:
     """Run/plugins/verify and close live in their own modules; each adds its commands here."""
     import importlib
 
-    for name in ("tunix_rt.cli_runs", "tunix_rt.cli_close"):
+    for name in ("tunix_rt.cli_runs", "tunix_rt.cli_close", "tunix_rt.cli_agent"):
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError as exc:

@@ -1,7 +1,7 @@
 """The append-only JSONL ledger: locked appends, validated reads, and the fold into milestone state.
 
 Durability model: every event is one line written by a single `write()` on an O_APPEND descriptor
-while holding an exclusive `flock`, so concurrent writers (threads or processes) never interleave
+while holding an exclusive lock (`tunix_rt.locking`), so concurrent writers (threads or processes) never interleave
 and entry numbers are allocated without gaps or duplicates. A process killed mid-write can leave
 at most one torn last line (no final newline); readers ignore it with a warning and the next
 writer removes it before appending. A last line that lacks only its newline is a complete event:
@@ -14,7 +14,6 @@ them (a stamp of inode, size and mtime in `.git/tunix-rt/ledgers/`), so an appen
 
 from __future__ import annotations
 
-import fcntl
 import json
 import logging
 import os
@@ -26,6 +25,7 @@ from pathlib import Path
 
 from pydantic import TypeAdapter, ValidationError
 
+from tunix_rt import locking
 from tunix_rt.errors import TunixError
 from tunix_rt.models import (
     AcceptedThreshold,
@@ -127,7 +127,7 @@ def read(path: Path) -> list[Event]:
     """Every complete event, validated; refuses the whole file if any complete line is malformed."""
     try:
         with open(path, "rb") as handle:
-            fcntl.flock(handle, fcntl.LOCK_SH)  # waits out a writer mid-append
+            locking.shared(handle)  # waits out a writer mid-append
             data = handle.read()
     except OSError as exc:
         raise TunixError(f"cannot read ledger {path}: {exc.strerror}") from exc
@@ -323,27 +323,10 @@ def _write_stamp(path: Path, fd: int) -> None:
         pass  # a read-only .git: the next writer checks the whole file instead
 
 
-_WAIT_NOTICE_S = 1.0
-
 
 def _lock_exclusive(fd: int, path: Path) -> None:
-    """Blocks until the lock is ours; says so once if that takes a while (a close running the tests)."""
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        return
-    except BlockingIOError:
-        pass
-    import threading
-
-    notice = threading.Timer(
-        _WAIT_NOTICE_S, log.warning, ("waiting for %s: another milestone command is writing it", path.name)
-    )
-    notice.daemon = True
-    notice.start()
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-    finally:
-        notice.cancel()
+    """Blocks until the lock is ours (portalocker: flock on POSIX, LockFileEx on Windows)."""
+    locking.exclusive(fd, path.name)
 
 
 def create(path: Path, events: list[Event]) -> int:

@@ -515,7 +515,7 @@ def add_checkpoint(
     canonical = parse_status(status) if status is not None else None
     mid, path = _ledger_path(project, milestone)
     if not standalone:
-        return update_entry(project, mid, None, checkpoint=text)
+        return update_entry(project, mid, _checkpoint_target(path), checkpoint=text)
     with ledger.writer(path) as w:
         tail = w.tail()
         _refuse_closed(mid, tail)
@@ -528,6 +528,25 @@ def add_checkpoint(
         w.append(CheckpointAdded(time=clock.stamp(), checkpoint=point))
         views.after_append(project, mid, w, text)
     return point
+
+
+def _checkpoint_target(path: Path) -> int | None:
+    """The latest entry that is not an agent hook's record of a `milestone ...` command: a checkpoint
+    describes the work, not the command that logs it (None: the latest entry, or none at all)."""
+    import json
+
+    from tunix_rt.agents.drafts import is_milestone_call
+
+    with ledger.writer(path) as w:
+        for line in w.lines_backwards():
+            if b'"kind":"entry_added"' not in line:
+                continue
+            entry = json.loads(line)["entry"]
+            _, _, command = str(entry.get("title", "")).partition(": ")
+            if entry.get("source") == "hook" and is_milestone_call(command):
+                continue
+            return int(entry["number"])
+    return None
 
 
 def start_session(project: Project, milestone: str | None, *, recovered: str | None = None) -> Session:
