@@ -256,6 +256,10 @@ def judge_all(state: Milestone, head: Headline) -> list[thresholds.Judged]:
     ]
 
 
+def _redacted(text: str | None) -> str | None:
+    return redact(text)[0] if text else text
+
+
 def snapshot(path: Path) -> tuple[Milestone, bytes]:
     """The ledger's bytes and fold, read under the lock (released at once: gates run without it)."""
     with ledger.writer(path) as w:
@@ -277,7 +281,7 @@ def gather(project: Project, repo: Any, mid: str, *, resumed: bool = False) -> F
         ledger_bytes=data,
         resumed=resumed,
         layout=lay,
-        branch=vcs.current_branch(repo),
+        branch=_redacted(vcs.current_branch(repo)),  # a branch name is text from outside like any other (D16)
         runs=runs,
         headline=head,
         comparison=compare(project, state, head, summary_dir),
