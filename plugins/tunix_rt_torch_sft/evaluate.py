@@ -113,7 +113,8 @@ def generate(model, tokenizer, prompts: list[str], max_new_tokens: int, batch_si
 
 def run(model, tokenizer, items: list[EvalItem], cfg, device, autocast, run_dir: Path, meta: dict[str, Any], log) -> dict[str, Any]:
     """Generates, extracts, scores; writes predictions.jsonl and eval_summary.json; returns the summary."""
-    from tunix_rt.evidence import write_json, write_text
+    from tunix_rt.evidence import write_text
+    from tunix_rt_torch_sft.records import write_eval_summary
 
     if cfg.max_items is not None:
         items = items[: cfg.max_items]
@@ -151,7 +152,7 @@ def run(model, tokenizer, items: list[EvalItem], cfg, device, autocast, run_dir:
         },
         "predictions_path": "predictions.jsonl",
     }
-    write_json(run_dir / "eval_summary.json", summary)
+    write_eval_summary(run_dir, summary)
     t = summary["totals"]
     log(f"eval: exact {t['exact']}/{t['n']}, normalised {t['normalised']}/{t['n']}, contains {t['contains']}/{t['n']} "
         f"({runtime:.1f} s, {summary['generation']['new_tokens_per_s']} new tokens/s)")

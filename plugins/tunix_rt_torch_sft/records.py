@@ -1,0 +1,70 @@
+"""The evidence this plugin writes about training: the metrics.jsonl lines (per step, then one final) and eval_summary.json.
+
+Each file is written by one function here, so the contract (what a line holds) is read in one place and
+can move to the core's evidence models without touching the loop. JSON is written with `allow_nan=False`:
+a NaN or infinity can never reach the evidence as a bare `NaN`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from tunix_rt.evidence import write_json
+
+
+@dataclass
+class StepLine:
+    """A metrics.jsonl line every `logging_steps` (and at each eval and the last step)."""
+
+    step: int
+    epoch: float
+    loss: float  # mean per target token since the previous line
+    learning_rate: float
+    grad_norm: float
+    tokens_seen: int  # real tokens, all ranks
+    elapsed_s: float
+    eval_loss: float | None = None
+    eval_s: float | None = None
+
+
+@dataclass
+class FinalLine:
+    """The last metrics.jsonl line (`final: true`): the whole run's rates, losses and MFU."""
+
+    step: int
+    epoch: float
+    train_runtime: float
+    train_samples_per_second: float
+    train_steps_per_second: float
+    train_tokens_per_second: float
+    tokens_seen: int
+    padding_fraction: float
+    mfu: float
+    peak_flops: float
+    peak_method: str
+    flops_per_token: float
+    train_loss: float
+    first_loss: float
+    final_loss: float
+    eval_loss: float | None
+    batching: str
+    dtype: str
+    world_size: int
+    strategy: str
+    final: bool = True
+
+
+def write_metrics_line(stream: IO[str], line: StepLine | FinalLine) -> None:
+    """One JSON line, flushed so a crash keeps every line written so far; eval keys only when evaluated."""
+    fields = {k: v for k, v in asdict(line).items() if v is not None or k == "eval_loss" and isinstance(line, FinalLine)}
+    stream.write(json.dumps(fields, allow_nan=False) + "\n")
+    stream.flush()
+
+
+def write_eval_summary(run_dir: Path, summary: dict[str, Any]) -> None:
+    """eval_summary.json (totals, breakdowns, generation facts; see evaluate.run)."""
+    json.dumps(summary, allow_nan=False)  # refuses NaN before anything is written
+    write_json(run_dir / "eval_summary.json", summary)
