@@ -83,12 +83,13 @@ def decoder_blocks(module: Any) -> list[Any]:
     return list(max(lists, key=len)) if lists else []
 
 
-def save_pretrained(model: Any, tokenizer: Any, folder: Path) -> None:
-    """save_pretrained (the adapter alone for a peft model), then text files given one final newline."""
+def save_pretrained(model: Any, tokenizer: Any, folder: Path, state_dict: dict[str, Any] | None = None) -> None:
+    """save_pretrained (the adapter alone for a peft model; `state_dict` when gathered from FSDP shards), then text
+    files given one final newline."""
     folder.mkdir(parents=True, exist_ok=True)
     inner = hf_model(model)
     inner.config.use_cache = True
-    model.save_pretrained(folder)
+    model.save_pretrained(folder, **({"state_dict": state_dict} if state_dict is not None else {}))
     inner.config.use_cache = False
     tokenizer.save_pretrained(folder)
     for path in folder.iterdir():

@@ -32,6 +32,7 @@ def train(ctx: RunContext, config: Any, prepared: Prepared) -> RunResult:
 
     state: RunState = prepared.state
     t = config.training
+    modeling.quiet_transformers()
     runtime = rt.start(ctx, t.device, t.num_threads, t.dtype)
     ctx.environment.update(rt.environment(runtime.device, runtime.threads))
     torch.manual_seed(config.seed)
@@ -42,7 +43,8 @@ def train(ctx: RunContext, config: Any, prepared: Prepared) -> RunResult:
     optimizer, scheduler = _optimizer(module, t, batches.total_steps)
     peak_start = matmul_trials(runtime.dev, t.dtype)
     ctx.log(f"training: {batches.total_steps} steps ({batches.steps_per_epoch} per epoch), batch {t.batch_size} x "
-            f"accum {t.gradient_accumulation_steps} x world {ctx.world_size} ({t.strategy}), batching {t.batching}, "
+            f"accum {t.gradient_accumulation_steps} x world {ctx.world_size}"
+            + (f" ({t.strategy})" if runtime.distributed else "") + f", batching {t.batching}, "
             f"matmul peak at start {max(peak_start) / 1e9:.0f} GFLOP/s ({t.dtype})")
     meter, history = Meter(), []
     metrics = (ctx.run_dir / "metrics.jsonl").open("w", encoding="utf-8", newline="\n") if ctx.is_main else None
@@ -113,6 +115,8 @@ def build_model(ctx: RunContext, config: Any, state: RunState, facts: dict[str, 
     model, tokenizer = modeling.load_model(ref, revision, config.model.attn_implementation, runtime.dev)
     if config.training.lora is not None:
         model = modeling.add_lora(model, config.training.lora)
+        if Path(ref).exists():  # the adapter names its base model relative to the repository, like all evidence
+            model.peft_config["default"].base_model_name_or_path = ctx.relative(Path(ref))
     total = sum(p.numel() for p in model.parameters())
     trained = sum(p.numel() for p in model.parameters() if p.requires_grad)
     ctx.log(f"model {modeling.hf_model(model).config.model_type}: {total / 1e6:.2f} M parameters"
@@ -295,9 +299,9 @@ def save_model(module: Any, model: Any, tokenizer: Any, runtime: rt.Runtime, str
         if main:
             prefix = "model."  # TargetLoss holds the model as `.model`
             state = {k[len(prefix):]: v for k, v in full.items() if k.startswith(prefix)}
-            folder.mkdir(parents=True, exist_ok=True)
-            modeling.hf_model(model).save_pretrained(folder, state_dict=state)
-            tokenizer.save_pretrained(folder)
+            for alias in getattr(modeling.hf_model(model), "all_tied_weights_keys", None) or {}:
+                state.pop(alias, None)  # a tied weight (lm_head = embeddings) is stored once, as from_pretrained expects
+            modeling.save_pretrained(model, tokenizer, folder, state)
         return
     if main:
         modeling.save_pretrained(model, tokenizer, folder)
