@@ -7,12 +7,12 @@ import time
 from pathlib import Path
 
 import pytest
-
-from tunix_rt.errors import TunixError
 from tunix_rt_torch_sft import config as C
 from tunix_rt_torch_sft import data as D
 from tunix_rt_torch_sft import evaluate as E
 from tunix_rt_torch_sft import hub
+
+from tunix_rt.errors import TunixError
 
 RUNS = Path(__file__).resolve().parent / "data" / "runs"
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "tunix-rt"
@@ -136,7 +136,6 @@ def test_flattened_batch_gives_the_same_loss_as_padded(arch):
     """Padding-free packing must not let samples attend to each other (use_cache=False with sdpa)."""
     import torch
     from transformers import AutoModelForCausalLM
-
     from tunix_rt_torch_sft import tiny
     from tunix_rt_torch_sft.config import TinyModel
     from tunix_rt_torch_sft.loss import TargetLoss, batch_loss

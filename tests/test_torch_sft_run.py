@@ -14,10 +14,9 @@ from importlib import resources
 from pathlib import Path
 
 import pytest
+from _runs_support import start_milestone
 
 from tunix_rt import evidence, ledger
-
-from _runs_support import start_milestone
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "tunix-rt"
 MILESTONE = Path(sys.executable).with_name("milestone")
@@ -80,6 +79,8 @@ def _check_train_evidence(project, run_id: str, n_eval: int) -> dict:
                 "train_loss", "final_loss"):
         assert final[key] is not None, key
     assert final["padding_fraction"] < 0.1
+    assert final["final"] is True and not any("final" in line for line in steps)
+    assert 0 < final["mfu"] <= 1 and "matmul trials" in final["peak_method"] and final["batching"] == "packed"
     summary = json.loads((folder / "eval_summary.json").read_text(encoding="utf-8"))
     assert summary["n_items"] == summary["totals"]["n"] == n_eval == len(_lines(folder / "predictions.jsonl"))
     artifacts = json.loads((folder / "artifacts.json").read_text(encoding="utf-8"))

@@ -11,10 +11,9 @@ from importlib import resources
 from pathlib import Path
 
 import pytest
+from _runs_support import start_milestone
 
 from tunix_rt import evidence
-
-from _runs_support import start_milestone
 
 MILESTONE = Path(sys.executable).with_name("milestone")
 TORCHRUN = Path(sys.executable).with_name("torchrun")

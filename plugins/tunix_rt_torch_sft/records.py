@@ -58,8 +58,12 @@ class FinalLine:
 
 
 def write_metrics_line(stream: IO[str], line: StepLine | FinalLine) -> None:
-    """One JSON line, flushed so a crash keeps every line written so far; eval keys only when evaluated."""
-    fields = {k: v for k, v in asdict(line).items() if v is not None or k == "eval_loss" and isinstance(line, FinalLine)}
+    """One JSON line, flushed so a crash keeps every line written so far.
+
+    A step line carries eval_loss/eval_s only when it evaluated; the final line always has eval_loss (null when
+    nothing was held out)."""
+    final = isinstance(line, FinalLine)
+    fields = {k: v for k, v in asdict(line).items() if v is not None or (final and k == "eval_loss")}
     stream.write(json.dumps(fields, allow_nan=False) + "\n")
     stream.flush()
 
