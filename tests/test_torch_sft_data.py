@@ -7,12 +7,12 @@ import time
 from pathlib import Path
 
 import pytest
-
-from tunix_rt.errors import TunixError
 from tunix_rt_torch_sft import config as C
 from tunix_rt_torch_sft import data as D
 from tunix_rt_torch_sft import evaluate as E
 from tunix_rt_torch_sft import hub
+
+from tunix_rt.errors import TunixError
 
 RUNS = Path(__file__).resolve().parent / "data" / "runs"
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "tunix-rt"
@@ -136,20 +136,20 @@ def test_flattened_batch_gives_the_same_loss_as_padded(arch):
     """Padding-free packing must not let samples attend to each other (use_cache=False with sdpa)."""
     import torch
     from transformers import AutoModelForCausalLM
-
     from tunix_rt_torch_sft import tiny
     from tunix_rt_torch_sft.config import TinyModel
-    from tunix_rt_torch_sft.train import forward_loss_sum
+    from tunix_rt_torch_sft.loss import TargetLoss, batch_loss
 
     tok, traces = _tokenizer()
     torch.manual_seed(0)
     model = AutoModelForCausalLM.from_config(tiny.build_config(TinyModel(arch=arch, n_embd=32, n_head=2), tok, 256),
                                              attn_implementation="sdpa").eval()
     model.config.use_cache = False
+    objective = TargetLoss(model)
     samples = D.encode(traces[:6], tok, 256, True).samples
     with torch.no_grad():
-        padded, n_padded = forward_loss_sum(model, D.collate(samples, "grouped", tok.pad_token_id), "cpu", D_nullcontext)
-        flat, n_flat = forward_loss_sum(model, D.collate(samples, "flatten", tok.pad_token_id), "cpu", D_nullcontext)
+        padded, n_padded = batch_loss(objective, D.collate(samples, "grouped", tok.pad_token_id), "cpu", D_nullcontext)
+        flat, n_flat = batch_loss(objective, D.collate(samples, "flatten", tok.pad_token_id), "cpu", D_nullcontext)
     assert n_padded == n_flat
     assert abs(float(padded) - float(flat)) / float(padded) < 1e-5
 

@@ -7,6 +7,7 @@ eval block. Unknown keys, wrong types and missing files are refused with the key
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Any, Literal
@@ -19,7 +20,8 @@ _HUB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?"
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # allow_inf_nan=False: an infinite learning rate or a NaN weight decay is refused here, not found as a NaN loss.
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class TinyModel(_Strict):
@@ -41,11 +43,13 @@ class TinyModel(_Strict):
 class ModelConfig(_Strict):
     """Exactly one of `model_id` (hub id or local folder) and `tiny`."""
 
-    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, protected_namespaces=())
     model_id: str | None = Field(None, description="Hub id (org/name) or a local folder saved with save_pretrained.")
     revision: str | None = Field(None, description="Hub revision (branch, tag or commit); ignored for local folders.")
     tiny: TinyModel | None = Field(None, description="Build a small random-init model instead (offline).")
-    attn_implementation: Literal["sdpa", "eager"] = Field("sdpa", description="Attention kernel.")
+    attn_implementation: Literal["sdpa", "eager", "flash_attention_2"] = Field(
+        "sdpa", description="Attention kernel; flash_attention_2 (GPU, flash-attn installed) runs packed rows varlen."
+    )
 
 
 class DataConfig(_Strict):
@@ -62,42 +66,69 @@ class DataConfig(_Strict):
     )
 
 
+class LoraSpec(_Strict):
+    """LoRA adapters through peft: the base weights stay frozen, the adapter is saved in final_model/."""
+
+    r: int = Field(8, ge=1, le=4096, description="Adapter rank.")
+    alpha: float = Field(16.0, gt=0, le=1e6, description="Scaling numerator (lora_alpha).")
+    dropout: float = Field(0.0, ge=0, lt=1, description="Dropout on the adapter input.")
+    target_modules: list[str] | Literal["all-linear"] = Field(
+        "all-linear", description="Module names to adapt (e.g. [q_proj, v_proj]) or all-linear."
+    )
+
+
 class TrainingConfig(_Strict):
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto picks cuda when available.")
-    batch_size: int = Field(8, ge=1, description="Samples per micro-batch (per process).")
-    max_seq_length: int = Field(256, ge=8, description="Longer samples are truncated (never padded to this length).")
-    gradient_accumulation_steps: int = Field(1, ge=1, description="Micro-batches per optimizer step.")
-    num_epochs: float = Field(1.0, gt=0, description="Epochs over the training split (may be fractional).")
-    max_steps: int | None = Field(None, ge=1, description="Optimizer steps; overrides num_epochs when set.")
-    learning_rate: float = Field(5e-4, gt=0, description="Peak learning rate.")
-    weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay.")
-    warmup_steps: int = Field(0, ge=0, description="Linear warmup steps.")
+    batch_size: int = Field(8, ge=1, le=65536, description="Samples per micro-batch (per process).")
+    max_seq_length: int = Field(
+        256, ge=8, le=1_048_576, description="Longer samples are truncated (never padded to this length)."
+    )
+    gradient_accumulation_steps: int = Field(1, ge=1, le=65536, description="Micro-batches per optimizer step.")
+    num_epochs: float = Field(1.0, gt=0, le=100_000, description="Epochs over the training split (may be fractional).")
+    max_steps: int | None = Field(None, ge=1, le=10**9, description="Optimizer steps; overrides num_epochs when set.")
+    learning_rate: float = Field(5e-4, gt=0, le=10.0, description="Peak learning rate.")
+    weight_decay: float = Field(0.0, ge=0, le=10.0, description="AdamW weight decay.")
+    warmup_steps: int = Field(0, ge=0, le=10**9, description="Linear warmup steps.")
     lr_scheduler: Literal["linear", "cosine", "constant"] = Field("linear", description="Decay after warmup.")
-    max_grad_norm: float | None = Field(1.0, gt=0, description="Gradient clipping (null: off).")
+    max_grad_norm: float | None = Field(1.0, gt=0, le=1e6, description="Gradient clipping (null: off).")
     dtype: Literal["float32", "bfloat16", "float16"] = Field(
         "float32", description="Autocast dtype (weights stay fp32)."
     )
     optimizer: Literal["adamw", "adafactor", "sgd"] = Field("adamw", description="Optimizer.")
-    batching: Literal["grouped", "flatten", "random"] = Field(
-        "flatten",
-        description="grouped: length-grouped dynamic padding; flatten: padding-free packing with position ids; "
+    batching: Literal["packed", "grouped", "flatten", "random"] = Field(
+        "packed",
+        description="packed: each random micro-batch best-fit packed into rows of at most max_seq_length, position "
+        "ids restarting per sample (no attention across samples); grouped: length-grouped dynamic padding; "
+        "flatten: the whole micro-batch in one row (attention cost grows with the square of the batch); "
         "random: dynamic padding in random order.",
     )
     group_batches: int = Field(
         50,
         ge=1,
+        le=1_000_000,
         description="grouped: batches per length-sorted mega-batch (smaller: more varied batches, more padding).",
     )
-    save_every_steps: int | None = Field(None, ge=1, description="Checkpoint (weights + JSON sidecar) every N steps.")
-    logging_steps: int = Field(10, ge=1, description="A metrics.jsonl line every N steps.")
-    eval_steps: int | None = Field(None, ge=1, description="Held-out eval loss every N steps (always at the end).")
-    num_threads: int | None = Field(None, ge=1, description="CPU threads (default: the usable cores).")
+    save_every_steps: int | None = Field(
+        None, ge=1, le=10**9, description="Checkpoint (weights + JSON sidecar) every N steps."
+    )
+    logging_steps: int = Field(10, ge=1, le=10**9, description="A metrics.jsonl line every N steps.")
+    eval_steps: int | None = Field(
+        None, ge=1, le=10**9, description="Held-out eval loss every N steps (always at the end)."
+    )
+    strategy: Literal["ddp", "fsdp"] = Field(
+        "ddp", description="Under torchrun: ddp replicates the model; fsdp shards it (PyTorch FSDP2 fully_shard)."
+    )
+    lora: LoraSpec | None = Field(None, description="Train LoRA adapters (peft) instead of every weight.")
+    compile: bool = Field(False, description="torch.compile the model before training.")
+    num_threads: int | None = Field(
+        None, ge=1, le=1024, description="CPU threads (default: the usable cores; at most the cores this machine has)."
+    )
 
 
 class EvalConfig(_Strict):
     max_new_tokens: int = Field(64, ge=1, le=4096, description="Generation budget per item.")
-    batch_size: int = Field(16, ge=1, description="Prompts generated together (left padding).")
-    max_items: int | None = Field(None, ge=1, description="Evaluate only the first N items.")
+    batch_size: int = Field(16, ge=1, le=65536, description="Prompts generated together (left padding).")
+    max_items: int | None = Field(None, ge=1, le=10**9, description="Evaluate only the first N items.")
 
 
 class SFTConfig(_Strict):
@@ -107,7 +138,7 @@ class SFTConfig(_Strict):
     data: DataConfig = Field(default_factory=DataConfig)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
-    seed: int = Field(0, description="Seeds data order, the held-out split and model init.")
+    seed: int = Field(0, ge=0, le=2**32 - 1, description="Seeds data order, the held-out split and model init.")
 
 
 def _describe(exc: ValidationError) -> str:
@@ -153,11 +184,17 @@ def validate(kind: str, raw: dict[str, Any], base: Path) -> SFTConfig:
     if model.model_id is not None:
         local = _resolve(Path(model.model_id), base)
         if local.exists():
-            if not (local / "config.json").is_file():
-                raise TunixError(f"config: 'model.model_id' folder {local} has no config.json")
+            if not (local / "config.json").is_file() and not (local / "adapter_config.json").is_file():
+                raise TunixError(f"config: 'model.model_id' folder {local} has no config.json (nor a LoRA adapter)")
             model.model_id = str(local)
         elif not is_hub_id(model.model_id):
             raise TunixError(f"config: 'model.model_id' {model.model_id!r} is neither a local folder nor a hub id")
+    cores = os.cpu_count() or 1
+    if config.training.num_threads is not None and config.training.num_threads > cores:
+        raise TunixError(
+            f"config: key 'training.num_threads': {config.training.num_threads} is more than the "
+            f"{cores} cores of this machine"
+        )
     data = config.data
     for key in ("train", "eval"):
         value = getattr(data, key)

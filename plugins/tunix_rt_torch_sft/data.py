@@ -219,7 +219,7 @@ def plan_batches(lengths: list[int], batch_size: int, mode: str, seed: int, grou
     """Indices per micro-batch for one epoch.
 
     grouped: shuffle, then sort within mega-batches of `group` batches by length (HF's LengthGroupedSampler
-    uses 50), so each batch pads little while the order stays random; random and flatten: plain shuffle.
+    uses 50), so each batch pads little while the order stays random; random, flatten and packed: plain shuffle.
     """
     order = list(range(len(lengths)))
     rng = random.Random(seed)
@@ -273,5 +273,80 @@ def collate_flat(samples: list[Sample]):
     }
 
 
-def collate(samples: list[Sample], mode: str, pad_id: int):
+def best_fit_rows(lengths: list[int], capacity: int) -> list[list[int]]:
+    """Best-fit decreasing: each sample, longest first, into the row it fills most tightly (<= 11/9 OPT + 1 rows)."""
+    rows: list[list[int]] = []
+    free: list[int] = []
+    for i in sorted(range(len(lengths)), key=lambda k: -lengths[k]):
+        fits = [r for r, room in enumerate(free) if room >= lengths[i]]
+        if fits:
+            best = min(fits, key=free.__getitem__)
+            rows[best].append(i)
+            free[best] -= lengths[i]
+        else:
+            rows.append([i])
+            free.append(capacity - lengths[i])
+    return rows
+
+
+def pack_rows(lengths: list[int], capacity: int) -> list[list[int]]:
+    """As few rows of at most `capacity` tokens as best-fit finds, filled evenly; sample indices per row.
+
+    Even rows matter because a batch is padded to its longest row: with the row count best-fit decreasing needs
+    (or fewer, down to the volume bound), samples go longest first into the least-loaded row; when that does not
+    fit, the best-fit rows are used as they are. Which samples share a micro-batch is decided beforehand at random
+    (plan_batches), so packing changes only the layout, never which samples train together: the loss is that of
+    the unpacked run.
+    """
+    tight = best_fit_rows(lengths, capacity)
+    order = sorted(range(len(lengths)), key=lambda k: -lengths[k])
+    for count in range(max(1, -(-sum(lengths) // capacity)), len(tight) + 1):
+        rows: list[list[int]] = [[] for _ in range(count)]
+        load = [0] * count
+        for i in order:
+            r = min(range(count), key=load.__getitem__)
+            if load[r] + lengths[i] > capacity:
+                break
+            rows[r].append(i)
+            load[r] += lengths[i]
+        else:
+            return rows
+    return tight
+
+
+def collate_packed(samples: list[Sample], capacity: int, pad_id: int):
+    """Rows of at most `capacity` tokens, samples back to back with position ids restarting per sample.
+
+    Rows are right-padded to the longest row by a block whose position ids also restart at 0, so transformers
+    (sdpa: a block-diagonal mask from the position ids; flash_attention_2: varlen) keeps every sample, and the pad
+    block, attending only to itself; pads carry no label. Attention cost is rows x capacity^2, not batch^2.
+    """
+    import torch
+
+    rows = pack_rows([len(s.input_ids) for s in samples], capacity)
+    width = max(sum(len(samples[i].input_ids) for i in row) for row in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(rows), width), IGNORE, dtype=torch.long)
+    positions = torch.zeros((len(rows), width), dtype=torch.long)
+    for r, row in enumerate(rows):
+        at = 0
+        for i in row:
+            s = samples[i]
+            n = len(s.input_ids)
+            ids[r, at : at + n] = torch.tensor(s.input_ids)
+            labels[r, at + 1 : at + n] = torch.tensor(s.labels[1:])  # nothing predicts a sample's first token
+            positions[r, at : at + n] = torch.arange(n)
+            at += n
+        positions[r, at:] = torch.arange(width - at)
+    return {"input_ids": ids, "position_ids": positions, "labels": labels}
+
+
+def real_tokens(samples: list[Sample]) -> int:
+    return sum(len(s.input_ids) for s in samples)
+
+
+def collate(samples: list[Sample], mode: str, pad_id: int, capacity: int = 0):
+    """One micro-batch as model inputs; `capacity` (max_seq_length) caps the rows of `packed`."""
+    if mode == "packed":
+        return collate_packed(samples, capacity or max(len(s.input_ids) for s in samples), pad_id)
     return collate_flat(samples) if mode == "flatten" else collate_padded(samples, pad_id)

@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Any
 
 from tunix_rt.plugins import Kind, Prepared, RunContext, RunResult
-
 from tunix_rt_torch_sft import __version__
 from tunix_rt_torch_sft.config import SFTConfig, validate
 
@@ -40,6 +39,6 @@ class TorchSFTPlugin:
         return train(ctx, config, prepared)
 
     def evaluate(self, ctx: RunContext, config: SFTConfig, prepared: Prepared) -> RunResult:
-        from tunix_rt_torch_sft.train import evaluate_only
+        from tunix_rt_torch_sft.scored_eval import evaluate_only
 
         return evaluate_only(ctx, config, prepared)

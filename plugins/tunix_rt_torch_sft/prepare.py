@@ -6,13 +6,26 @@ and nothing is written, so a bad dataset is refused with exit 2 and no half-made
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tunix_rt.errors import TunixError
 from tunix_rt.plugins import Prepared
-
 from tunix_rt_torch_sft import data as D
+
+
+@dataclass
+class RunState:
+    """What `prepare` hands `train`/`evaluate` (as `Prepared.state`): the split data, the tokenizer, the eval set."""
+
+    model_ref: dict[str, Any]  # the manifest's model fact (tiny / local / hub)
+    train: list[D.Trace] = field(default_factory=list)
+    heldout: list[D.Trace] = field(default_factory=list)
+    tokenizer: Any = None  # built (tiny) or loaded; None for an eval run, which loads it with the model
+    invalid: list[str] = field(default_factory=list)  # skipped training lines (data.skip_invalid)
+    max_positions: int = 512  # position table of a tiny model: room for the longest sample plus generation
+    eval: D.Loaded | None = None
 
 
 def _dataset_fact(role: str, loaded: D.Loaded) -> dict[str, Any]:
@@ -47,36 +60,33 @@ def _tokenizer(config, texts: list[str]):
 def prepare(kind: str, config) -> Prepared:
     import torch  # noqa: F401 - resolves the device below; imported here so a broken install fails before any write
 
-    from tunix_rt_torch_sft.train import resolve_device
+    from tunix_rt_torch_sft.runtime import resolve_device
 
-    state: dict[str, Any] = {"invalid": []}
     datasets = []
+    state = RunState(model_ref=_model_fact(config))
     if kind == "train":
         loaded = D.load_traces(config.data.train, config.data.skip_invalid)
         datasets.append(_dataset_fact("train", loaded))
-        train, heldout = D.split_heldout(loaded.records, config.data.eval_split, config.seed)
-        texts = [D.format_prompt(t.prompt) + D.format_completion(t.steps, t.final_answer) for t in train]
-        tokenizer = _tokenizer(config, texts)
-        encoded = D.encode(train, tokenizer, config.training.max_seq_length, config.data.completion_only_loss)
+        state.train, state.heldout = D.split_heldout(loaded.records, config.data.eval_split, config.seed)
+        texts = [D.format_prompt(t.prompt) + D.format_completion(t.steps, t.final_answer) for t in state.train]
+        state.tokenizer = _tokenizer(config, texts)
+        encoded = D.encode(state.train, state.tokenizer, config.training.max_seq_length,
+                           config.data.completion_only_loss)
         if not encoded.samples:
             raise TunixError(
                 f"{config.data.train}: no record keeps a reasoning step or answer token within "
                 f"max_seq_length {config.training.max_seq_length}: nothing to train on"
             )
-        state.update(train=train, heldout=heldout, tokenizer=tokenizer, invalid=loaded.invalid,
-                     max_positions=max(512, config.training.max_seq_length + config.eval.max_new_tokens + 128))
+        state.invalid = loaded.invalid
+        state.max_positions = max(512, config.training.max_seq_length + config.eval.max_new_tokens + 128)
     if config.data.eval is not None:
-        loaded_eval = D.load_eval(config.data.eval, config.data.skip_invalid)
-        datasets.append(_dataset_fact("eval", loaded_eval))
-        state["eval"] = loaded_eval
-    else:
-        state["eval"] = None
+        state.eval = D.load_eval(config.data.eval, config.data.skip_invalid)
+        datasets.append(_dataset_fact("eval", state.eval))
     facts = {
         "datasets": datasets,
-        "model": _model_fact(config),
+        "model": state.model_ref,
         "seed": config.seed,
         "device": resolve_device(config.training.device),
         "dtype": config.training.dtype,
     }
-    state["model_ref"] = facts["model"]
     return Prepared(facts=facts, state=state)

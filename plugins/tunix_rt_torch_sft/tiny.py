@@ -61,7 +61,7 @@ def build(spec, tokenizer, max_positions: int, seed: int, folder: Path) -> Path:
     import torch
     from transformers import AutoModelForCausalLM
 
-    from tunix_rt_torch_sft.train import save_pretrained
+    from tunix_rt_torch_sft.modeling import save_pretrained
 
     torch.manual_seed(seed)
     model = AutoModelForCausalLM.from_config(build_config(spec, tokenizer, max_positions))

@@ -1,0 +1,100 @@
+"""Models in and out: load a causal LM and its tokenizer, add LoRA adapters, wrap for DDP/FSDP, save_pretrained.
+
+Loading and saving both go through transformers' `from_pretrained`/`save_pretrained` (and peft's for
+adapters), so a model written by a run loads back with the same calls a user would type.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from tunix_rt.errors import MissingDependency, TunixError
+
+
+def quiet_transformers() -> None:
+    """The run's own log says what happens; transformers' progress bars and hints would only add noise."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+
+
+def load_model(model_dir: str, revision: str | None, attn_implementation: str, device: str) -> tuple[Any, Any]:
+    """The model in fp32 (autocast lowers the matmuls) and its tokenizer, with a pad token."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from tunix_rt_torch_sft import hub
+
+    quiet_transformers()
+    tokenizer = AutoTokenizer.from_pretrained(model_dir, revision=revision, token=hub.token())
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    if attn_implementation == "flash_attention_2" and not torch.cuda.is_available():
+        raise TunixError("config: 'model.attn_implementation' flash_attention_2 needs a CUDA device")
+    model = AutoModelForCausalLM.from_pretrained(
+        model_dir, revision=revision, token=hub.token(), dtype=torch.float32, attn_implementation=attn_implementation
+    )
+    # Needed for exact padding-free batches with sdpa, and saves memory while training.
+    model.config.use_cache = False
+    return model.to(device), tokenizer  # type: ignore[arg-type]  # transformers' stubs: .to takes a device
+
+
+def add_lora(model: Any, spec: Any) -> Any:
+    """peft LoRA adapters on `spec.target_modules`; only the adapters train."""
+    try:
+        from peft import LoraConfig, get_peft_model
+    except ImportError as exc:
+        raise MissingDependency("peft") from exc
+    config = LoraConfig(r=spec.r, lora_alpha=spec.alpha, lora_dropout=spec.dropout, target_modules=spec.target_modules,
+                        task_type="CAUSAL_LM")
+    return get_peft_model(model, config)
+
+
+def hf_model(model: Any) -> Any:
+    """The transformers model inside a peft wrapper (LoRA layers are injected in place, so they stay in use)."""
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
+def parallelize(module: Any, runtime: Any, strategy: str) -> Any:
+    """DDP, or FSDP2 `fully_shard` per transformer block and then the whole; unchanged in a single process."""
+    if not runtime.distributed:
+        return module
+    import torch
+
+    if strategy == "ddp":
+        ids = [runtime.local_rank] if runtime.device == "cuda" else None
+        # LoRA freezes most weights: DDP must not wait for gradients that never come.
+        return torch.nn.parallel.DistributedDataParallel(module, device_ids=ids, find_unused_parameters=False)
+    from torch.distributed.fsdp import fully_shard
+
+    for block in decoder_blocks(module):
+        fully_shard(block)
+    fully_shard(module)
+    return module
+
+
+def decoder_blocks(module: Any) -> list[Any]:
+    """The repeated transformer blocks (GPT2Block, LlamaDecoderLayer, ...): FSDP's natural shard units."""
+    import torch
+
+    lists: list[Any] = [m for m in module.modules() if isinstance(m, torch.nn.ModuleList) and len(m) > 0]
+    sizes = [len(blocks) for blocks in lists]
+    return list(lists[sizes.index(max(sizes))]) if lists else []
+
+
+def save_pretrained(model: Any, tokenizer: Any, folder: Path, state_dict: dict[str, Any] | None = None) -> None:
+    """save_pretrained (the adapter alone for a peft model; `state_dict` when gathered from FSDP shards), then text
+    files given one final newline."""
+    folder.mkdir(parents=True, exist_ok=True)
+    inner = hf_model(model)
+    inner.config.use_cache = True
+    model.save_pretrained(folder, **({"state_dict": state_dict} if state_dict is not None else {}))
+    inner.config.use_cache = False
+    tokenizer.save_pretrained(folder)
+    for path in folder.iterdir():
+        if path.suffix in (".json", ".txt", ".jinja") and path.is_file():
+            raw = path.read_bytes()
+            if raw and not raw.endswith(b"\n"):
+                path.write_bytes(raw.replace(b"\r\n", b"\n") + b"\n")
