@@ -39,7 +39,7 @@ def test_third_party_plugin_found_through_entry_points(tmp_path, monkeypatch):
 def test_env_var_switches_third_party_plugins_off(tmp_path, monkeypatch):
     install_fake_plugin(tmp_path / "site", monkeypatch)
     monkeypatch.setenv("TUNIX_RT_NO_PLUGINS", "1")
-    assert plugins.names() == ["torch-sft"]
+    assert plugins.names() == ["score", "torch-sft"]  # the distribution's own plugins
 
 
 def test_plugins_command_json(tmp_path, monkeypatch, run_cli):

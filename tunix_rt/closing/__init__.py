@@ -165,6 +165,7 @@ def close(
     gates = run_gates(project, facts, options, Path(repo.git_dir))
     for attempt in range(ATTEMPTS):
         if attempt or gates.modified:  # the hooks rewrote files, or an agent appended meanwhile: look again
+            resumed = _resuming(project, repo, mid)  # a close racing this one may have closed it meanwhile
             facts = gather(project, repo, mid, resumed=resumed)
             report = run_checks(project, repo, facts, options)
         executive = options.summary or facts.notes.objective or PLACEHOLDER_SUMMARY
