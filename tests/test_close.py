@@ -104,7 +104,7 @@ def test_close_end_to_end_with_a_rewriting_hook(m44: Project) -> None:
                        ("mfu", "MFU"), ("final_loss", "Final loss (last window)")):
         assert summary.count(f"| {label} | {json.dumps(final[key])} |") == 1, label  # no table printed twice
     loss_rows = re.findall(r"^\| (\d+) \| [\d.]+ \| ([\d.]+) \|", summary, re.M)
-    assert len(loss_rows) == 8
+    assert len(loss_rows) == 6
     by_step = {str(x["step"]): x for x in lines[:-1]}
     assert all(json.dumps(by_step[step]["loss"]) == loss for step, loss in loss_rows)
     assert loss_rows[0][0] == "1" and loss_rows[-1][0] == "40"

@@ -30,6 +30,7 @@ TRAIN_LABELS: tuple[tuple[str, str], ...] = (
     ("mfu", "MFU"),
 )
 SAMPLE_COUNT = 5
+LOSS_ROWS = 6  # evenly spaced per-step lines in the summary; loss_curve.png and metrics.jsonl hold them all
 
 
 @dataclass(frozen=True)
@@ -73,7 +74,8 @@ class RunFacts:
     metrics: MetricsFile
     eval: EvalSummary | None
     config_changed: list[Row]  # values that differ from the plugin's defaults
-    config_full: list[Row]
+    config_full: str  # the resolved config as compact YAML (one line per leaf mapping)
+    config_count: int
     defaults_known: bool
     performance: list[Row]
     loss_rows: list[LossRow]
@@ -130,16 +132,26 @@ def _read_yaml(path: Path) -> Any:
         return None
 
 
-def _config_rows(folder: Path) -> tuple[list[Row], list[Row], bool]:
+def _compact_yaml(config: Any) -> str:
+    """The whole config, each innermost mapping on one line: complete, and a few lines long."""
+    import yaml
+
+    if not isinstance(config, dict) or not config:
+        return ""
+    return str(yaml.safe_dump(config, default_flow_style=None, sort_keys=False, width=116, allow_unicode=True)).strip()
+
+
+def _config_rows(folder: Path) -> tuple[list[Row], str, int, bool]:
     config = _read_yaml(folder / evidence.CONFIG)
-    full = [Row(k, fmt(v)) for k, v in flatten(config if isinstance(config, dict) else {})]
+    rows = [Row(k, fmt(v)) for k, v in flatten(config if isinstance(config, dict) else {})]
+    full = _compact_yaml(config)
     defaults = _read_yaml(folder / evidence.CONFIG_DEFAULTS)
     if not isinstance(defaults, dict):
-        return full, full, False
+        return rows, full, len(rows), False
     default_values = dict(flatten(defaults))
     changed = [Row(k, fmt(v)) for k, v in flatten(config if isinstance(config, dict) else {})
                if k not in default_values or default_values[k] != v]
-    return changed, full, True
+    return changed, full, len(rows), True
 
 
 def _performance(final: FinalMetrics | None) -> list[Row]:
@@ -165,8 +177,8 @@ def _breakdowns(summary: EvalSummary | None) -> list[Breakdown]:
 
 
 def _environment(data: Any) -> list[Row]:
-    wanted = ("python", "platform", "machine", "cpu_model", "cpu_usable", "device", "gpu", "torch", "cuda",
-              "packages.torch", "packages.transformers", "packages.tunix-rt")
+    wanted = ("python", "platform", "cpu_model", "cpu_usable", "device", "gpu", "torch", "cuda",
+              "packages.transformers", "packages.tunix-rt")
     rows = []
     flat = dict(flatten(data if isinstance(data, dict) else {}))
     for key in wanted:
@@ -181,10 +193,10 @@ def read_run(project: Project, run: Run, summary_dir: Path) -> RunFacts:
     folder = project.root / run.path
     metrics = evidence.read_metrics(folder / evidence.METRICS)
     summary = evidence.read_eval_summary(folder / evidence.EVAL_SUMMARY)
-    changed, full, defaults_known = _config_rows(folder)
+    changed, full, count, defaults_known = _config_rows(folder)
     loss_rows = [
         LossRow(fmt(s.step), fmt(s.epoch), fmt(s.loss), fmt(s.learning_rate), fmt(s.eval_loss))
-        for s in evenly_spaced([s for s in metrics.steps if s.loss is not None], 8)
+        for s in evenly_spaced([s for s in metrics.steps if s.loss is not None], LOSS_ROWS)
     ]
     png_path = folder / evidence.LOSS_CURVE
     png = Path(os.path.relpath(png_path, summary_dir)).as_posix() if png_path.is_file() else None
@@ -203,6 +215,7 @@ def read_run(project: Project, run: Run, summary_dir: Path) -> RunFacts:
         eval=summary,
         config_changed=changed,
         config_full=full,
+        config_count=count,
         defaults_known=defaults_known,
         performance=_performance(metrics.final),
         loss_rows=loss_rows,
