@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tunix_rt import ledger, views
-from tunix_rt.closing.checks import Check, files_check, refusal
+from tunix_rt.closing.checks import files_check, refusal
 from tunix_rt.closing.documents import Documents
 from tunix_rt.closing.facts import Facts
 from tunix_rt.errors import TunixError, WorkFailed
@@ -23,7 +23,6 @@ from tunix_rt.project import Project
 class Committed:
     sha: str
     files: list[str]
-    blob_checks: list[Check]
 
 
 class LedgerMoved(Exception):
@@ -72,11 +71,8 @@ def commit(project: Project, repo: Any, facts: Facts, documents: Documents, mess
 
     path = project.ledger(facts.mid)
     files = commit_files(facts)
-    blob_checks: list[Check] = []
-
     def gate(blobs: list[vcs.StagedBlob]) -> None:
         large, secrets = files_check(project, [(b.path, b.data) for b in blobs])
-        blob_checks.extend([large, secrets])
         problems = list(large.problems) + list(secrets.problems)
         if problems:
             raise refusal(facts.mid, problems)
@@ -99,4 +95,4 @@ def commit(project: Project, repo: Any, facts: Facts, documents: Documents, mess
                 raise WorkFailed(f"close failed while committing: {exc}; the ledger and the index are as they were") \
                     from exc
             raise
-    return Committed(sha, files, blob_checks)
+    return Committed(sha, files)

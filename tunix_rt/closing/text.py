@@ -33,13 +33,6 @@ def cell(text: str, limit: int = 160) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
-def short(value: Any) -> str:
-    """Four significant digits, for one-line headlines; the tables keep the exact values."""
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return fmt(value)
-
-
 def human_size(size: int) -> str:
     if size < 1024:
         return f"{size} B"
@@ -139,12 +132,6 @@ def read_doc(path: Path) -> str:
         return _COMMENT.sub("", path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError):
         return ""
-
-
-def doc_is_empty(path: Path) -> bool:
-    """A people-written document that holds nothing but its scaffold (headings and comments)."""
-    body = [line for line in read_doc(path).splitlines() if line.strip() and not line.lstrip().startswith("#")]
-    return not body
 
 
 def sections(text: str, pattern: str) -> list[str]:
