@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tunix_rt import ledger, vcs
+from tunix_rt import vcs
 from tunix_rt.closing.checks import Check, Options, run_checks
 from tunix_rt.closing.commit import LedgerMoved, commit, commit_files, write_documents
 from tunix_rt.closing.documents import PLACEHOLDER_SUMMARY, Documents, render_documents
@@ -105,23 +105,6 @@ def read_summary(summary: str | None) -> tuple[str | None, list[str]]:
     return text, [f"redacted {', '.join(sorted(set(kinds)))} from --summary"] if kinds else []
 
 
-def _resuming(project: Project, repo: Any, mid: str) -> bool:
-    """False for an open milestone; True for a close interrupted after its event; refuses a closed one."""
-    state = ledger.load(project.ledger(mid))
-    if state.status != "closed":
-        return False
-    from tunix_rt.milestones import is_history
-
-    if is_history(state):  # imported closed: its hand-written documents are its record
-        assert state.closed is not None
-        where = f"commit {state.closed.commit[:12]}" if state.closed.commit else f"its log's {state.closed.closure!r}"
-        raise TunixError(f"milestone {mid} is already closed (hand-run, {where})")
-    sha = vcs.trailer_commit(repo, mid)
-    if sha is not None:
-        raise TunixError(f"milestone {mid} is already closed (commit {sha[:12]})")
-    return True
-
-
 def _final_checks(facts: Facts, files: list[str], options: Options) -> list[Check]:
     """How the documents state the commit-time gate (the commit exists only if it held)."""
     when = "checked when the commit is made" if options.dry_run or options.no_commit else \
@@ -158,15 +141,13 @@ def close(
     mid = project.resolve_milestone(milestone)
     repo = vcs.open_repo(project.root)
     vcs.clear_stale_close_lock(repo)
-    resumed = _resuming(project, repo, mid)
 
-    facts = gather(project, repo, mid, resumed=resumed)
+    facts = gather(project, repo, mid)  # refuses a milestone already closed
     report = run_checks(project, repo, facts, options)
     gates = run_gates(project, facts, options, Path(repo.git_dir))
     for attempt in range(ATTEMPTS):
         if attempt or gates.modified:  # the hooks rewrote files, or an agent appended meanwhile: look again
-            resumed = _resuming(project, repo, mid)  # a close racing this one may have closed it meanwhile
-            facts = gather(project, repo, mid, resumed=resumed)
+            facts = gather(project, repo, mid)  # a close racing this one may have closed it meanwhile
             report = run_checks(project, repo, facts, options)
         executive = options.summary or facts.notes.objective or PLACEHOLDER_SUMMARY
         notes = list(warnings) + facts.warnings + report.warnings + report.forced

@@ -13,6 +13,7 @@ from typing import Any
 from tunix_rt import ledger, thresholds, vcs
 from tunix_rt.closing.runs import Comparison, Failure, Headline, RunFacts, Sample, compare, headline, read_run, samples
 from tunix_rt.closing.text import FileRow, items, read_doc, sections
+from tunix_rt.errors import TunixError
 from tunix_rt.ids import run_prefix
 from tunix_rt.models import STATUS_DISPLAY, Milestone
 from tunix_rt.project import Project
@@ -268,8 +269,30 @@ def snapshot(path: Path) -> tuple[Milestone, bytes]:
     return state, data
 
 
-def gather(project: Project, repo: Any, mid: str, *, resumed: bool = False) -> Facts:
+def resuming(repo: Any, state: Milestone) -> bool:
+    """False for an open milestone; True for a close interrupted after its event; refuses a closed one.
+
+    Decided on the very snapshot the commit phase compares against: a close racing this one appends
+    its event and makes its commit under one hold of the lock, so a snapshot that says closed either
+    has that commit to show (refused) or is a close that was killed in between (resumed).
+    """
+    if state.status != "closed":
+        return False
+    from tunix_rt.milestones import is_history
+
+    if is_history(state):  # imported closed: its hand-written documents are its record
+        assert state.closed is not None
+        where = f"commit {state.closed.commit[:12]}" if state.closed.commit else f"its log's {state.closed.closure!r}"
+        raise TunixError(f"milestone {state.id} is already closed (hand-run, {where})")
+    sha = vcs.trailer_commit(repo, state.id)
+    if sha is not None:
+        raise TunixError(f"milestone {state.id} is already closed (commit {sha[:12]})")
+    return True
+
+
+def gather(project: Project, repo: Any, mid: str) -> Facts:
     state, data = snapshot(project.ledger(mid))
+    resumed = resuming(repo, state)
     lay = layout(project, state)
     summary_dir = project.root / lay.folder
     runs = [read_run(project, run, summary_dir) for run in state.runs]
