@@ -23,4 +23,4 @@ def append_entries(project, milestone_id: str, count: int, *, failed_every: int 
             ))
             for n in range(1, count + 1)
         ])
-        views.render_full(project, milestone_id, path, w)
+    views.render_full(project, milestone_id, path)

@@ -192,6 +192,10 @@ class Writer:
         os.ftruncate(self.fd, keep)
         self.size = keep
 
+    def read_from(self, offset: int) -> bytes:
+        """The file from `offset` to its end, as this hold sees it (parsed later, outside the lock)."""
+        return self._read_at(offset, self.size - offset)
+
     def events(self) -> list[Event]:
         """Every event, read through the held descriptor (a second lock would deadlock)."""
         return parse(self.path, self._read_at(0, self.size))
@@ -412,6 +416,7 @@ def fold(path: Path, events: list[Event]) -> Milestone:
         started=first.time,
     )
     entry_index: dict[int, int] = {}
+    amended: set[int] = set()  # entries copied before their first amendment (the events are never changed)
     run_index: dict[str, int] = {}
     for event in events[1:]:
         if isinstance(event, EntryAdded):
@@ -419,11 +424,15 @@ def fold(path: Path, events: list[Event]) -> Milestone:
                 raise TunixError(f"{path}: entry {event.entry.number} is added twice; remove the duplicate by hand")
             entry_index[event.entry.number] = len(state.entries)
             state.timeline.append(TimelineItem(type="entry", index=len(state.entries)))
-            state.entries.append(event.entry.model_copy(deep=True))
+            state.entries.append(event.entry)  # copied only when amended: a deep copy each is most of a fold
         elif isinstance(event, EntryUpdated):
             if event.number not in entry_index:
                 raise TunixError(f"{path}: entry_updated refers to entry {event.number}, which does not exist")
-            apply_update(state.entries[entry_index[event.number]], event)
+            index = entry_index[event.number]
+            if index not in amended:
+                state.entries[index] = state.entries[index].model_copy(deep=True)
+                amended.add(index)
+            apply_update(state.entries[index], event)
         elif isinstance(event, SessionStarted):
             state.timeline.append(TimelineItem(type="session", index=len(state.sessions)))
             state.sessions.append(event.session)

@@ -289,10 +289,10 @@ def _create(
     if before_view is not None:
         before_view()
     with ledger.writer(path) as w:
-        if w.size == created:
-            views.after_append(project, mid, w, None, full_view=view)
-        else:  # someone appended between the claim and this lock: render what is there now
-            views.after_append(project, mid, w, None)
+        # someone may have appended between the claim and this lock: then the view catches up after it
+        current = w.size == created and views.after_append(project, mid, w, None, full_view=view)
+    if not current:
+        views.catch_up(project, mid, path)
     for target, text in documents.items():
         if not target.exists():
             views.write_atomic(target, text)
@@ -344,8 +344,10 @@ def accept(project: Project, expression: str, *, milestone: str | None = None) -
         if state.status == "closed":
             raise TunixError(f"milestone {mid} is closed; thresholds judge a milestone before it closes")
         w.append(ThresholdAccepted(time=clock.stamp(), threshold=threshold, runs_before=[r.id for r in state.runs]))
-        views.after_append(project, mid, w, "")
+        current = views.after_append(project, mid, w, "")
         state = _load_held(path, w)
+    if not current:
+        views.catch_up(project, mid, path)
     return next(t for t in state.thresholds if t.threshold.key == threshold.key)
 
 
@@ -375,6 +377,30 @@ def import_log(
 
 
 # --- logging --------------------------------------------------------------------------------------
+
+
+def _append_with_block(project: Project, mid: str, path: Path, kind: str,
+                       build: Callable[[ledger.Writer], tuple[Any, Any]]) -> Any:
+    """Appends the event `build` makes from the ledger under the lock, its view block rendered outside it.
+
+    The block is rendered from a first look (a broken template stops there, before anything is
+    written) and written with the append when nobody appended in between; otherwise the event is
+    built again from the ledger as it is now and the view catches up once the lock is released.
+    No render runs under the lock: an agent's hook waits for a write, never for a template.
+    """
+    with ledger.writer(path) as w:
+        event, item = build(w)
+        seen = w.size
+    text: str | None = views.blocks_text(project, [(kind, item)])
+    with ledger.writer(path) as w:
+        if w.size != seen:
+            event, item = build(w)
+            text = None
+        w.append(event)
+        current = views.after_append(project, mid, w, text, last_entry=item.number if kind == "entry" else None)
+    if not current:
+        views.catch_up(project, mid, path)
+    return event
 
 
 def add_entry(
@@ -408,7 +434,8 @@ def add_entry(
     agent_session_id = clean(agent_session_id, "the agent session id") if agent_session_id is not None else None
     tool_use_id = clean(tool_use_id, "the tool-use id") if tool_use_id is not None else None
     mid, path = _ledger_path(project, milestone)
-    with ledger.writer(path) as w:
+
+    def build(w: ledger.Writer) -> tuple[EntryAdded, Entry]:
         tail = w.tail()
         _refuse_closed(mid, tail)
         number = tail.last_number + 1
@@ -428,10 +455,10 @@ def add_entry(
             agent_session_id=agent_session_id,
             tool_use_id=tool_use_id,
         )
-        text = views.blocks_text(project, [("entry", entry)])
-        w.append(EntryAdded(time=entry.timestamp, entry=entry))
-        views.after_append(project, mid, w, text, last_entry=entry.number)
-    return entry
+        return EntryAdded(time=entry.timestamp, entry=entry), entry
+
+    event = _append_with_block(project, mid, path, "entry", build)
+    return event.entry
 
 
 def _load_held(path: Path, w: ledger.Writer) -> Milestone:
@@ -470,34 +497,48 @@ def update_entry(
             source=source,
         )
 
+    # Fast path: the entry is the view's last block (the usual case: logging as you go, a hook's post-call
+    # event, `log checkpoint`), folded from the end of the file and swapped in place. Either way the
+    # render happens between two short holds of the lock, never under it.
     with ledger.writer(path) as w:
-        # Fast path: the entry is the view's last block (the usual case: logging as you go, a hook's
-        # post-call event, `log checkpoint`), folded from the end of the file and swapped in place.
         last = w.last_block_entry(number)
-        if last is not None:
-            event = amendment(last.number)
-            ledger.apply_update(last, event)
-            block = views.blocks_text(project, [("entry", last)])  # a broken template stops here
+        events = w.events() if last is None else []
+        seen = w.size
+    if last is not None:
+        event = amendment(last.number)
+        ledger.apply_update(last, event)
+        block = views.blocks_text(project, [("entry", last)])  # a broken template stops here
+        with ledger.writer(path) as w:
+            unchanged = w.size == seen
+            if not unchanged:
+                _refuse_closed(mid, w.tail())
             w.append(event)
-            if not views.replace_last_entry(project, mid, w, block, last.number):
-                views.after_append(project, mid, w, None)
-            return last
-        state = _load_held(path, w)
-        if state.status == "closed":
-            raise TunixError(f"milestone {mid} is closed; start a new milestone for more work")
-        if number is None:
-            if not state.entries:
-                raise TunixError(f"milestone {mid} has no entry yet; use --standalone for a checkpoint section")
-            number = state.entries[-1].number
-        positions = [i for i, entry in enumerate(state.entries) if entry.number == number]
-        if not positions:
-            raise TunixError(f"milestone {mid} has no entry {number}")
-        event = amendment(number)
-        updated = ledger.fold(path, [*w.events(), event])
-        view = views.full_text(project, updated)  # a broken template stops here, before the append
+            current = unchanged and views.replace_last_entry(project, mid, w, block, last.number)
+        if not current:
+            views.catch_up(project, mid, path)
+        return last
+    state = ledger.fold(path, events)
+    if state.status == "closed":
+        raise TunixError(f"milestone {mid} is closed; start a new milestone for more work")
+    if number is None:
+        if not state.entries:
+            raise TunixError(f"milestone {mid} has no entry yet; use --standalone for a checkpoint section")
+        number = state.entries[-1].number
+    positions = [i for i, entry in enumerate(state.entries) if entry.number == number]
+    if not positions:
+        raise TunixError(f"milestone {mid} has no entry {number}")
+    event = amendment(number)
+    updated = ledger.fold(path, [*events, event])
+    view = views.full_text(project, updated)  # a broken template stops here, before the append
+    with ledger.writer(path) as w:
+        unchanged = w.size == seen
+        if not unchanged:
+            _refuse_closed(mid, w.tail())
         w.append(event)
-        views.after_append(project, mid, w, None, full_view=view)
-        return updated.entries[positions[-1]]
+        current = unchanged and views.after_append(project, mid, w, None, full_view=view)
+    if not current:
+        views.catch_up(project, mid, path)
+    return updated.entries[positions[-1]]
 
 
 def add_checkpoint(
@@ -516,7 +557,8 @@ def add_checkpoint(
     mid, path = _ledger_path(project, milestone)
     if not standalone:
         return update_entry(project, mid, _checkpoint_target(path), checkpoint=text)
-    with ledger.writer(path) as w:
+
+    def build(w: ledger.Writer) -> tuple[CheckpointAdded, Checkpoint]:
         tail = w.tail()
         _refuse_closed(mid, tail)
         point = Checkpoint(
@@ -524,10 +566,9 @@ def add_checkpoint(
             status=canonical,  # type: ignore[arg-type]
             after_entry=tail.last_number or None,
         )
-        text = views.blocks_text(project, [("checkpoint", point)])
-        w.append(CheckpointAdded(time=clock.stamp(), checkpoint=point))
-        views.after_append(project, mid, w, text)
-    return point
+        return CheckpointAdded(time=clock.stamp(), checkpoint=point), point
+
+    return _append_with_block(project, mid, path, "checkpoint", build).checkpoint
 
 
 def _checkpoint_target(path: Path) -> int | None:
@@ -553,16 +594,16 @@ def start_session(project: Project, milestone: str | None, *, recovered: str | N
     """Opens a new session heading (after a restart, or to mark a recovered context)."""
     note = required(recovered, "--recovered") if recovered is not None else None
     mid, path = _ledger_path(project, milestone)
-    with ledger.writer(path) as w:
+
+    def build(w: ledger.Writer) -> tuple[SessionStarted, Session]:
         state = _load_held(path, w)
         if state.status == "closed":
             raise TunixError(f"milestone {mid} is closed; start a new milestone for more work")
         now = clock.stamp()
         session = Session(number=len(state.sessions) + 1, date=now[:10], started=now, recovered=note)
-        text = views.blocks_text(project, [("session", session)])
-        w.append(SessionStarted(time=now, session=session))
-        views.after_append(project, mid, w, text)
-    return session
+        return SessionStarted(time=now, session=session), session
+
+    return _append_with_block(project, mid, path, "session", build).session
 
 
 def record_run(project: Project, milestone: str | None, run: Run) -> None:
@@ -572,7 +613,9 @@ def record_run(project: Project, milestone: str | None, run: Run) -> None:
     with ledger.writer(path) as w:
         _refuse_closed(mid, w.tail())
         w.append(RunRecorded(time=clock.stamp(), run=run))
-        views.after_append(project, mid, w, "")
+        current = views.after_append(project, mid, w, "")
+    if not current:
+        views.catch_up(project, mid, path)
 
 
 # --- reading --------------------------------------------------------------------------------------

@@ -42,6 +42,29 @@ class Rendered:
     text: str
     last_offset: int  # byte offset of the last timeline block
     last_entry: int | None  # the entry number when the last block is an entry
+    header_size: int  # bytes of the header, before the first block
+
+
+def templates_fingerprint(project: Project) -> str:
+    """A digest of every template a view is rendered with (packaged and project): a cache made with other
+    templates proves nothing, so editing a template makes the next write render the view in full."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for folder in (render.default_templates_dir(), project.root / project.settings.templates_dir):
+        if not folder.is_dir():
+            continue
+        for path in sorted(folder.rglob("*.j2")):
+            try:
+                data = path.read_bytes()
+            except OSError:
+                continue
+            digest.update(path.relative_to(folder).as_posix().encode("utf-8") + b"\0" + data + b"\0")
+        digest.update(b"\1")
+    return digest.hexdigest()[:16]
+
+
+_CACHE_KEYS = {"ledger_size", "md_size", "last_offset", "last_entry", "header_size", "templates"}
 
 
 def _read_cache(project: Project, milestone_id: str) -> dict[str, Any] | None:
@@ -49,16 +72,20 @@ def _read_cache(project: Project, milestone_id: str) -> dict[str, Any] | None:
         cache = json.loads(_cache_path(project, milestone_id).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    return cache if isinstance(cache, dict) and {"ledger_size", "md_size", "last_offset"} <= cache.keys() else None
+    if not isinstance(cache, dict) or not _CACHE_KEYS <= cache.keys():
+        return None
+    return cache if cache["templates"] == templates_fingerprint(project) else None
 
 
 def _write_cache(project: Project, milestone_id: str, ledger_size: int, md_size: int, last_offset: int,
-                 last_entry: int | None) -> None:
+                 last_entry: int | None, header_size: int) -> None:
     path = _cache_path(project, milestone_id)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".{os.getpid()}.tmp")
     tmp.write_text(json.dumps({"ledger_size": ledger_size, "md_size": md_size, "last_offset": last_offset,
-                               "last_entry": last_entry}), encoding="utf-8")
+                               "last_entry": last_entry, "header_size": header_size,
+                               "templates": templates_fingerprint(project)}),
+                   encoding="utf-8")
     os.replace(tmp, path)
 
 
@@ -94,15 +121,38 @@ def environment(project: Project):
     )
 
 
+def with_header(project: Project, ledger_path: Path, ledger_size: int, before: Milestone,
+                after: Milestone) -> Rendered | None:
+    """The view of `after` (`before`, the fold of the ledger's first `ledger_size` bytes, with a changed
+    header only, as when it closes) from the file on disk, when the cache proves that file is the render
+    of exactly that ledger with these templates; None otherwise (render it in full). Close uses it: a
+    1,000-entry view is then read and spliced instead of rendered again."""
+    target = toolcalls_path(ledger_path, before.id)
+    cache = _read_cache(project, before.id)
+    if cache is None or cache["ledger_size"] != ledger_size:
+        return None
+    try:
+        data = target.read_bytes()
+    except OSError:
+        return None
+    if len(data) != cache["md_size"]:
+        return None
+    new = render.render_header(environment(project), after).encode("utf-8")
+    old = cache["header_size"]
+    offset = cache["last_offset"] - old + len(new) if after.timeline else len(data) - old + len(new)
+    return Rendered((new + data[old:]).decode("utf-8"), offset, cache["last_entry"], len(new))
+
+
 def full_text(project: Project, milestone: Milestone) -> Rendered:
     """The whole view of a folded milestone; a broken template raises before anything is written."""
     parts = render.render_toolcalls_parts(environment(project), milestone)
     text = "".join(parts)
     if not milestone.timeline:
-        return Rendered(text, len(text.encode("utf-8")), None)
+        return Rendered(text, len(text.encode("utf-8")), None, len(text.encode("utf-8")))
     last = milestone.timeline[-1]
     number = milestone.entries[last.index].number if last.type == "entry" else None
-    return Rendered(text, len(text.encode("utf-8")) - len(parts[-1].encode("utf-8")), number)
+    return Rendered(text, len(text.encode("utf-8")) - len(parts[-1].encode("utf-8")), number,
+                    len(parts[0].encode("utf-8")))
 
 
 def blocks_text(project: Project, blocks: list[tuple[str, Any]]) -> str:
@@ -111,23 +161,146 @@ def blocks_text(project: Project, blocks: list[tuple[str, Any]]) -> str:
     return "".join(render.render_block(env, kind, obj) for kind, obj in blocks)
 
 
-def write_full(project: Project, milestone_id: str, writer: ledger.Writer, view: Rendered) -> Path:
-    target = toolcalls_path(writer.path, milestone_id)
+def _write_view(project: Project, milestone_id: str, target: Path, view: Rendered, ledger_size: int) -> None:
     write_atomic(target, view.text)
-    _write_cache(project, milestone_id, writer.size, len(view.text.encode("utf-8")), view.last_offset, view.last_entry)
+    _write_cache(project, milestone_id, ledger_size, len(view.text.encode("utf-8")), view.last_offset, view.last_entry,
+                 view.header_size)
+
+
+def write_full(project: Project, milestone_id: str, writer: ledger.Writer, view: Rendered) -> Path:
+    """Writes a view rendered beforehand for the ledger exactly as `writer` holds it."""
+    target = toolcalls_path(writer.path, milestone_id)
+    _write_view(project, milestone_id, target, view, writer.size)
     return target
 
 
-def render_full(project: Project, milestone_id: str, ledger_path: Path, held: ledger.Writer | None = None) -> Path:
-    """Re-renders `M44_toolcalls.md` from the whole ledger and records the cache.
+# --- catching up, with every render outside the lock ----------------------------------------------
 
-    `held` is the writer when the caller holds the ledger lock (read through it, not around it).
+_REFRESH_ROUNDS = 20  # looks at a ledger that other writers keep growing (each round covers what it saw)
+
+
+@dataclass
+class _Seen:
+    """The ledger and the view as one short hold of the lock found them."""
+
+    size: int  # the ledger's size
+    cache: dict[str, Any] | None  # the cache, when it proves the view is the render of a prefix of the ledger
+    data: bytes  # the ledger after that prefix (the whole ledger when there is no proof)
+
+
+@dataclass
+class _Plan:
+    """What to write, rendered outside the lock: blocks to append, or a whole view."""
+
+    blocks: bytes | None = None
+    last_offset: int = 0
+    last_entry: int | None = None
+    view: Rendered | None = None
+
+
+def _look(project: Project, milestone_id: str, w: ledger.Writer, target: Path, full: bool) -> _Seen:
+    cache = None if full else _fresh_prefix(project, milestone_id, w, target)
+    start = cache["ledger_size"] if cache is not None else 0
+    return _Seen(w.size, cache, w.read_from(start))
+
+
+def _fresh_prefix(project: Project, milestone_id: str, w: ledger.Writer, target: Path) -> dict[str, Any] | None:
+    cache = _read_cache(project, milestone_id)
+    try:
+        md_size = target.stat().st_size
+    except OSError:
+        return None
+    if cache is None or cache["md_size"] != md_size or cache["ledger_size"] > w.size:
+        return None
+    return cache
+
+
+def _blocks_since(project: Project, ledger_path: Path, seen: _Seen) -> _Plan | None:
+    """The blocks of entries added after the cached prefix (and amended since); None when the change
+    reaches back into the view (an older entry amended, a session, a checkpoint): a full render."""
+    from tunix_rt.models import Entry, EntryAdded, EntryUpdated, RunRecorded
+
+    assert seen.cache is not None
+    added: dict[int, Entry] = {}
+    for event in ledger.parse(ledger_path, seen.data):
+        if isinstance(event, EntryAdded):
+            added[event.entry.number] = event.entry.model_copy(deep=True)
+        elif isinstance(event, EntryUpdated) and event.number in added:
+            ledger.apply_update(added[event.number], event)
+        elif not isinstance(event, RunRecorded):
+            return None
+    if not added:
+        return _Plan(b"", seen.cache["last_offset"], seen.cache.get("last_entry"))
+    blocks = [blocks_text(project, [("entry", entry)]) for entry in added.values()]
+    data = "".join(blocks).encode("utf-8")
+    md_size = seen.cache["md_size"]
+    return _Plan(data, md_size + len(data) - len(blocks[-1].encode("utf-8")), list(added)[-1])
+
+
+def _write_plan(project: Project, milestone_id: str, w: ledger.Writer, target: Path, seen: _Seen,
+                plan: _Plan) -> bool:
+    """Under the lock: writes the plan if the view is still what it was planned against; False if not."""
+    now = _fresh_prefix(project, milestone_id, w, target)
+    if plan.view is not None:  # a whole view of the prefix seen: never over a view that got further
+        if now is not None and now["ledger_size"] > seen.size:
+            return False
+        _write_view(project, milestone_id, target, plan.view, seen.size)
+        return True
+    assert seen.cache is not None and plan.blocks is not None
+    if now != seen.cache:
+        return False
+    if plan.blocks:
+        with open(target, "ab") as handle:
+            handle.write(plan.blocks)
+    _write_cache(project, milestone_id, seen.size, seen.cache["md_size"] + len(plan.blocks), plan.last_offset,
+                 plan.last_entry, seen.cache["header_size"])
+    return True
+
+
+def refresh(project: Project, milestone_id: str, ledger_path: Path, *, full: bool = False) -> str:
+    """Brings `M44_toolcalls.md` up to the ledger: "fresh", "caught-up" or "rendered".
+
+    The lock is held only to look and to write, never to render (a user template may take up to
+    `render_timeout_s`, and every agent hook would wait on it). Each round renders the ledger as one
+    look saw it: the new entries' blocks appended when the cache proves the view renders an earlier
+    prefix, the whole view otherwise (`full`: the first round always). The cache records the prefix
+    the view renders, so a writer appending meanwhile never makes a round wasted: the next one goes
+    on from there. A broken template raises (TunixError) before anything is written.
     """
-    if held is None:
-        with ledger.writer(ledger_path) as w:  # a consistent snapshot, and no writer racing the view
-            return render_full(project, milestone_id, ledger_path, w)
-    view = full_text(project, ledger.fold(ledger_path, held.events()))
-    return write_full(project, milestone_id, held, view)
+    target = toolcalls_path(ledger_path, milestone_id)
+    outcome = "fresh"
+    for _ in range(_REFRESH_ROUNDS):
+        with ledger.writer(ledger_path) as w:
+            seen = _look(project, milestone_id, w, target, full)
+            if seen.cache is not None and seen.cache["ledger_size"] == seen.size:
+                return outcome
+        plan = _blocks_since(project, ledger_path, seen) if seen.cache is not None else None
+        if plan is None and seen.cache is not None:  # the change reaches back into the view: look at it whole
+            full = True
+            continue
+        if plan is None:
+            plan = _Plan(view=full_text(project, ledger.fold(ledger_path, ledger.parse(ledger_path, seen.data))))
+        with ledger.writer(ledger_path) as w:
+            if _write_plan(project, milestone_id, w, target, seen, plan):
+                full = False
+                outcome = "rendered" if plan.view is not None or outcome == "rendered" else "caught-up"
+    log.warning("%s is behind its ledger: other writers kept appending; the next write catches it up",
+                project.relative(target))
+    return outcome
+
+
+def render_full(project: Project, milestone_id: str, ledger_path: Path) -> Path:
+    """Re-renders the whole view (a changed template, `milestone render`), then catches up."""
+    refresh(project, milestone_id, ledger_path, full=True)
+    return toolcalls_path(ledger_path, milestone_id)
+
+
+def catch_up(project: Project, milestone_id: str, ledger_path: Path) -> None:
+    """`refresh` after an append that could not write its block: a failure never undoes the append."""
+    try:
+        refresh(project, milestone_id, ledger_path)
+    except (TunixError, OSError) as exc:
+        _lagging(project, milestone_id, toolcalls_path(ledger_path, milestone_id), exc)
 
 
 def _lagging(project: Project, milestone_id: str, target: Path, exc: Exception) -> None:
@@ -148,33 +321,37 @@ def after_append(
     *,
     last_entry: int | None = None,
     full_view: Rendered | None = None,
-) -> None:
-    """Brings the view up to date after `writer` appended, while it still holds the lock.
+) -> bool:
+    """Writes what the append changes in the view while `writer` still holds the lock; renders nothing.
 
-    `text` is the one block the append adds to the view, rendered before the append (`last_entry`
-    names it when it is an entry), or "" when the view does not change (a run event); `None` means
-    a full render, or writing `full_view` when the caller already rendered the whole new view.
+    `text` is the one block the append adds, rendered before the lock (`last_entry` names it when it
+    is an entry), or "" when the view does not change (a run event); `full_view` is the whole new view,
+    rendered beforehand. Returns False when the cache does not prove the view on disk is the render of
+    the ledger just before this append (or `text` is None): the caller calls `catch_up` once the lock
+    is released.
     """
     target = toolcalls_path(writer.path, milestone_id)
     try:
         if full_view is not None:
             write_full(project, milestone_id, writer, full_view)
-            return
+            return True
         cache = _fresh(project, milestone_id, writer, target)
         if text is None or cache is None:
-            render_full(project, milestone_id, writer.path, writer)
-            return
+            return False
         if not text:  # nothing visible changed
             _write_cache(
-                project, milestone_id, writer.size, cache["md_size"], cache["last_offset"], cache.get("last_entry")
+                project, milestone_id, writer.size, cache["md_size"], cache["last_offset"], cache["last_entry"],
+                cache["header_size"],
             )
-            return
+            return True
         data = text.encode("utf-8")
         with open(target, "ab") as handle:
             handle.write(data)
-        _write_cache(project, milestone_id, writer.size, cache["md_size"] + len(data), cache["md_size"], last_entry)
+        _write_cache(project, milestone_id, writer.size, cache["md_size"] + len(data), cache["md_size"], last_entry,
+                     cache["header_size"])
     except (TunixError, OSError) as exc:
         _lagging(project, milestone_id, target, exc)
+    return True
 
 
 def replace_last_entry(project: Project, milestone_id: str, writer: ledger.Writer, text: str, number: int) -> bool:
@@ -193,7 +370,8 @@ def replace_last_entry(project: Project, milestone_id: str, writer: ledger.Write
             handle.truncate(cache["last_offset"])
             handle.seek(cache["last_offset"])
             handle.write(data)
-        _write_cache(project, milestone_id, writer.size, cache["last_offset"] + len(data), cache["last_offset"], number)
+        _write_cache(project, milestone_id, writer.size, cache["last_offset"] + len(data), cache["last_offset"], number,
+                     cache["header_size"])
     except OSError as exc:
         _lagging(project, milestone_id, target, exc)
     return True

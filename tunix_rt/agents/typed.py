@@ -12,7 +12,6 @@ from pathlib import Path
 from tunix_rt import ledger, milestones, views
 from tunix_rt.agents import briefing
 from tunix_rt.agents.payloads import HookEvent
-from tunix_rt.models import Entry, EntryAdded, EntryUpdated, RunRecorded
 from tunix_rt.project import Project
 
 
@@ -28,46 +27,10 @@ def refresh_view(root: str, milestone: str) -> str:
     The usual case between two Stop events is entries added and finished since the last render: their
     blocks are rendered and appended, exactly what `log entry` does for one entry, so the file is the
     same bytes a full render gives. Anything else (an amendment of an older entry, a session, a missing
-    or doubtful cache) renders the whole view.
+    or doubtful cache) renders the whole view; neither renders under the ledger lock.
     """
     project = Project.find(Path(root))
-    path = project.ledger(milestone)
-    with ledger.writer(path) as w:
-        outcome = _catch_up(project, milestone, w)
-        if outcome is None:
-            views.render_full(project, milestone, path, w)
-            return "rendered"
-        return outcome
-
-
-def _catch_up(project: Project, milestone: str, w: ledger.Writer) -> str | None:
-    target = views.toolcalls_path(w.path, milestone)
-    cache = views._read_cache(project, milestone)  # the size proof the incremental writers use
-    try:
-        md_size = target.stat().st_size
-    except OSError:
-        return None
-    if cache is None or cache["md_size"] != md_size or cache["ledger_size"] > w.size:
-        return None
-    if cache["ledger_size"] == w.size:
-        return "fresh"
-    added: dict[int, Entry] = {}
-    for event in ledger.parse(w.path, w._read_at(cache["ledger_size"], w.size - cache["ledger_size"])):
-        if isinstance(event, EntryAdded):
-            added[event.entry.number] = event.entry.model_copy(deep=True)
-        elif isinstance(event, EntryUpdated) and event.number in added:
-            ledger.apply_update(added[event.number], event)
-        elif not isinstance(event, RunRecorded):
-            return None  # an older entry amended, a session, a checkpoint: the whole view
-    blocks = [views.blocks_text(project, [("entry", entry)]) for entry in added.values()]
-    data = "".join(blocks).encode("utf-8")
-    if data:
-        with open(target, "ab") as handle:
-            handle.write(data)
-    last_offset = md_size + len(data) - len(blocks[-1].encode("utf-8")) if blocks else cache["last_offset"]
-    last_entry = list(added)[-1] if added else cache.get("last_entry")
-    views._write_cache(project, milestone, w.size, md_size + len(data), last_offset, last_entry)
-    return "caught-up"
+    return views.refresh(project, milestone, project.ledger(milestone))
 
 
 def session_start(root: str, milestone: str | None, event: HookEvent) -> str | None:
