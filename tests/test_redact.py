@@ -5,6 +5,8 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tunix_rt.redact import MARKER, redact, scan, scan_blob
 
@@ -148,3 +150,38 @@ def repo_files() -> list[tuple[str, bytes]]:
     corpus = root.parent / "shared" / "corpus"
     paths += sorted(p for p in corpus.rglob("*") if p.is_file()) if corpus.is_dir() else []
     return [(str(p), p.read_bytes()) for p in paths if p.is_file()]
+
+
+# --- scan's whole-text candidate pass finds every line the per-line rule finds ----------------------
+
+
+def _scan_line_by_line(text: str) -> list[tuple[str, int]]:
+    """The definition `scan` must keep: every line judged on its own by `redact`."""
+    found = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if "pragma: allowlist secret" not in line:
+            found.extend((kind, number) for kind in redact(line)[1])
+    return found
+
+
+_PIECES = [text for _, text in SECRETS + MORE_SECRETS] + [
+    "", "x", "loss 0.25", "{\"step\": 3, \"loss\": 1.5}", "AKC", "AP1", "=", ":", "\"", "hf_", "-----BEGIN",
+    "KEY", "\r", "\t", " ", "\x0c", "\u2028", "\x85", "PASSWORD", "=abc123def", "ghp_", "A" * 12, "/+=",
+]
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from(_PIECES), max_size=12), st.lists(st.sampled_from(["\n", "\r\n", " ", "", "\r"]),
+                                                                   min_size=12, max_size=12))
+def test_scan_finds_exactly_what_a_line_by_line_scan_finds(pieces: list[str], glue: list[str]) -> None:
+    text = "".join(piece + sep for piece, sep in zip(pieces, glue))
+    assert [(f.kind, f.line) for f in scan(text)] == _scan_line_by_line(text)
+
+
+def test_scan_of_a_large_clean_file_judges_no_line() -> None:
+    from tunix_rt import redact as module
+
+    metrics = "".join(json.dumps({"step": i, "loss": 1.0 / (i + 1), "lr": 1e-4}) + "\n" for i in range(5000))
+    assert module._candidate_lines(metrics.splitlines()) == set()
+    planted = metrics + "HF_TOKEN=" + "abc123def456\n"  # pragma: allowlist secret
+    assert [(f.kind, f.line) for f in scan(planted)] == [("HF_TOKEN value", 5001)]

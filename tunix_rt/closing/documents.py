@@ -205,10 +205,10 @@ def render_documents(project: Project, facts: Facts, report: CheckReport, gates:
     info = closed_info(facts, report, options)
     event = None if facts.resumed else MilestoneClosed(time=info.time, closed=info)
     ledger_bytes = facts.ledger_bytes + (ledger.encode(event) if event is not None else b"")
-    final_state = facts.state.model_copy(deep=True)
-    final_state.status, final_state.closed = "closed", info
+    final_state = facts.state.model_copy(update={"status": "closed", "closed": info})  # shallow: nothing changes it
     env = views.environment(project)
-    toolcalls = views.full_text(project, final_state)
+    toolcalls = views.with_header(project, project.root / lay.ledger, len(facts.ledger_bytes), facts.state,
+                                  final_state) or views.full_text(project, final_state)
     master_path = project.root / lay.master
     master_before = master_path.read_text(encoding="utf-8") if master_path.is_file() else None
     repo = vcs.open_repo(project.root)
