@@ -11,6 +11,7 @@ header followed by independently rendered blocks.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from dataclasses import dataclass
@@ -45,21 +46,30 @@ class Rendered:
     header_size: int  # bytes of the header, before the first block
 
 
+@functools.cache
+def _packaged_templates() -> str:
+    return str(render.default_templates_dir())
+
+
 def templates_fingerprint(project: Project) -> str:
-    """A digest of every template a view is rendered with (packaged and project): a cache made with other
-    templates proves nothing, so editing a template makes the next write render the view in full."""
+    """A digest of every template a view is rendered with (packaged and project: name, size, mtime): a
+    cache made with other templates proves nothing, so editing a template makes the next write render
+    the view in full. Stat only, no reads: it is computed on every append."""
     import hashlib
 
     digest = hashlib.sha256()
-    for folder in (render.default_templates_dir(), project.root / project.settings.templates_dir):
-        if not folder.is_dir():
-            continue
-        for path in sorted(folder.rglob("*.j2")):
-            try:
-                data = path.read_bytes()
-            except OSError:
-                continue
-            digest.update(path.relative_to(folder).as_posix().encode("utf-8") + b"\0" + data + b"\0")
+    for folder in (_packaged_templates(), str(project.root / project.settings.templates_dir)):
+        for base, dirs, files in sorted(os.walk(folder)):
+            dirs.sort()
+            for name in sorted(files):
+                if not name.endswith(".j2"):
+                    continue
+                try:
+                    st = os.stat(os.path.join(base, name))
+                except OSError:
+                    continue
+                rel = f"{base[len(folder):]}/{name}"
+                digest.update(f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\n".encode("utf-8", "surrogateescape"))
         digest.update(b"\1")
     return digest.hexdigest()[:16]
 
