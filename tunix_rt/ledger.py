@@ -10,10 +10,17 @@ or an event of a newer schema is never touched: every reader refuses the file wi
 the line, until a person repairs it, and so does every writer: nothing is appended to a ledger that
 readers refuse. Writers check the whole file only when it changed since the last append by one of
 them (a stamp of inode, size and mtime in `.git/tunix-rt/ledgers/`), so an append stays O(1).
+
+Hash chain: every event carries `prev`, the sha256 of the line before it (`GENESIS` for the first
+line), so a reader names the first line after one that was edited, removed or moved. A ledger written
+before the chain existed is chained from its next event on; once chained, a line without a link is
+refused like a broken one. The link of the last line is the ledger's head (`head()`), which the
+closing commit carries as `Milestone-Ledger-Head:` so that the end of the file is covered too.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -59,12 +66,39 @@ def _adapter() -> TypeAdapter[Event]:
     return _event_adapter
 
 
-def encode(event: Event) -> bytes:
-    """One ledger line: compact JSON, UTF-8, newline-terminated; gives the event its id on first use,
-    so encoding the same event again (to predict a commit's bytes, then to append) gives the same line."""
+GENESIS = "0" * 64  # the link of the first line of a ledger
+
+
+def link(line: bytes) -> str:
+    """The chain link to a line: sha256 of its bytes without the newline."""
+    return hashlib.sha256(line.rstrip(b"\n")).hexdigest()
+
+
+def head(data: bytes) -> str:
+    """The link the next event of a ledger holding `data` carries (GENESIS when it is empty)."""
+    lines = [line for line in data.split(b"\n") if line.strip()]
+    return link(lines[-1]) if lines else GENESIS
+
+
+def encode(event: Event, prev: str | None = None) -> bytes:
+    """One ledger line: compact JSON, UTF-8, newline-terminated. Gives the event its id on first use,
+    so encoding the same event again (to predict a commit's bytes, then to append) gives the same line;
+    `prev` is its chain link (the link of the line it will follow)."""
     if event.id is None:
         event.id = secrets.token_hex(8)
+    if prev is not None:
+        event.prev = prev
     return event.model_dump_json().encode("utf-8") + b"\n"
+
+
+def encode_chained(events: list[Event], prev: str) -> bytes:
+    """Lines for `events` appended after a line whose link is `prev`, each linked to the one before."""
+    lines = []
+    for event in events:
+        line = encode(event, prev)
+        prev = link(line)
+        lines.append(line)
+    return b"".join(lines)
 
 
 # --- reading --------------------------------------------------------------------------------
@@ -106,10 +140,13 @@ def parse_line(path: Path, number: int, line: bytes) -> Event:
         raise TunixError(f"{path}:{number}: malformed ledger line ({detail}); repair or remove it by hand") from exc
 
 
-def parse(path: Path, data: bytes) -> list[Event]:
-    """Every event, validated; a repeated event id (a duplicated line) refuses the file like a malformed line."""
+def parse(path: Path, data: bytes, *, whole: bool = True) -> list[Event]:
+    """Every event, validated; a repeated event id (a duplicated line) or a broken hash chain refuses the
+    file like a malformed line. `whole=False` reads a tail of the file (its first line's link unchecked)."""
     events: list[Event] = []
     seen: dict[str, int] = {}
+    previous: tuple[int, bytes] | None = None
+    chained = False
     for number, line in _split(path, data):
         event = parse_line(path, number, line)
         if event.id is not None:
@@ -119,6 +156,10 @@ def parse(path: Path, data: bytes) -> list[Event]:
                     "remove the duplicate by hand"
                 )
             seen[event.id] = number
+        if whole or previous is not None:
+            _check_link(path, number, event, previous, chained)
+        chained = chained or event.prev is not None
+        previous = (number, line)
         events.append(event)
     return events
 
@@ -132,6 +173,19 @@ def read(path: Path) -> list[Event]:
     except OSError as exc:
         raise TunixError(f"cannot read ledger {path}: {exc.strerror}") from exc
     return parse(path, data)
+
+
+def _check_link(path: Path, number: int, event: Event, previous: tuple[int, bytes] | None, chained: bool) -> None:
+    if event.prev is None:
+        if chained:
+            raise TunixError(f"{path}:{number}: the hash chain breaks here: the line has no link although the lines "
+                             "before it are chained (written by hand?); restore the ledger from git")
+        return
+    expected = GENESIS if previous is None else link(previous[1])
+    if event.prev != expected:
+        after = "the start of the file" if previous is None else f"line {previous[0]}"
+        raise TunixError(f"{path}:{number}: the hash chain breaks here: this line does not follow {after} (a line "
+                         "was edited, removed or moved); restore the ledger from git")
 
 
 # --- writing ------------------------------------------------------------------------------
@@ -268,9 +322,14 @@ class Writer:
                     return entry["number"]
         return None
 
+    def head(self) -> str:
+        """The link the next event carries: of the last complete line (GENESIS for an empty ledger)."""
+        last = next(self.lines_backwards(), None)
+        return GENESIS if last is None else link(last)
+
     def append(self, *events: Event) -> None:
         """All events in one write, so a crash leaves either all of them or a torn last line."""
-        data = b"".join(encode(event) for event in events)
+        data = encode_chained(list(events), self.head())
         ids = [event.id for event in events]
         tail_ids = {json.loads(line).get("id") for line, _ in zip(self.lines_backwards(), range(8))}
         if len(set(ids)) != len(ids) or tail_ids.intersection(ids):
@@ -341,7 +400,7 @@ def create(path: Path, events: list[Event]) -> int:
     make the id unusable).
     """
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    data = b"".join(encode(event) for event in events)
+    data = encode_chained(events, GENESIS)
     try:
         with open(tmp, "xb") as handle:
             handle.write(data)
@@ -475,4 +534,7 @@ def load(path: Path) -> Milestone:
     return fold(path, read(path))
 
 
-__all__ = ["Block", "Tail", "Writer", "encode", "fold", "load", "parse_line", "read", "writer"]
+__all__ = [
+    "GENESIS", "Block", "Tail", "Writer", "encode", "encode_chained", "fold", "head", "link", "load", "parse_line",
+    "read", "writer",
+]

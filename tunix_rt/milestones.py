@@ -261,7 +261,7 @@ def _create(
     # Close refuses a file over max_file_mb: refuse now a ledger or view that would be one (D17).
     limit = _max_bytes(project)
     for name, size in (
-        (path.name, sum(len(ledger.encode(event)) for event in [started, *events])),
+        (path.name, len(ledger.encode_chained([started, *events], ledger.GENESIS))),
         (f"{mid}_toolcalls.md", len(view.text.encode("utf-8"))),
     ):
         if size > limit:

@@ -225,6 +225,9 @@ class _Event(Model):
     # A random id, given when the event is first encoded: a line written twice (a copy, a replayed
     # append) repeats it, and readers refuse the ledger. Events written before ids existed have none.
     id: str | None = None
+    # The sha256 of the previous line (`ledger.GENESIS` for the first): set by the writer at append
+    # time, checked by every reader. Events written before the chain existed have none.
+    prev: str | None = None
 
 
 class MilestoneStarted(_Event):

@@ -232,7 +232,7 @@ def _blocks_since(project: Project, ledger_path: Path, seen: _Seen) -> _Plan | N
 
     assert seen.cache is not None
     added: dict[int, Entry] = {}
-    for event in ledger.parse(ledger_path, seen.data):
+    for event in ledger.parse(ledger_path, seen.data, whole=False):
         if isinstance(event, EntryAdded):
             added[event.entry.number] = event.entry.model_copy(deep=True)
         elif isinstance(event, EntryUpdated) and event.number in added:

@@ -20,6 +20,14 @@ from typing import Any, Literal, NamedTuple
 from tunix_rt import locking
 from tunix_rt.agents.drafts import Draft
 
+try:  # the bare sha256 module: hashlib's OpenSSL import would cost a hook 5 ms
+    from _sha256 import sha256 as _sha256  # type: ignore[import-not-found]
+except ImportError:  # Python 3.12 renamed it
+    try:
+        from _sha2 import sha256 as _sha256  # type: ignore[import-not-found,no-redef]
+    except ImportError:
+        from hashlib import sha256 as _sha256  # type: ignore[assignment]
+
 _ADDED = b'"kind":"entry_added"'
 _UPDATED = b'"kind":"entry_updated"'
 _CLOSED = b'"kind":"milestone_closed"'
@@ -97,13 +105,23 @@ def _event_id() -> str:
     return os.urandom(8).hex()
 
 
-def added_line(number: int, now: str, draft: Draft, session: str, key: str) -> bytes:
-    return encode({"schema_version": 1, "time": now, "id": _event_id(), "kind": "entry_added",
+GENESIS = "0" * 64  # `ledger.GENESIS`
+
+
+def link(line: bytes) -> str:
+    """`ledger.link`: the sha256 of a line without its newline (the next line's `prev`)."""
+    return _sha256(line.rstrip(b"\n")).hexdigest()
+
+
+def added_line(number: int, now: str, draft: Draft, session: str, key: str, prev: str) -> bytes:
+    return encode({"schema_version": 1, "time": now, "id": _event_id(), "prev": prev, "kind": "entry_added",
                    "entry": _entry(number, now, draft, session, key)})
 
 
-def updated_line(number: int, now: str, status: str, status_text: str, sections: list[tuple[str, str]]) -> bytes:
-    return encode({"schema_version": 1, "time": now, "id": _event_id(), "kind": "entry_updated", "number": number,
+def updated_line(number: int, now: str, status: str, status_text: str, sections: list[tuple[str, str]],
+                 prev: str) -> bytes:
+    return encode({"schema_version": 1, "time": now, "id": _event_id(), "prev": prev, "kind": "entry_updated",
+                   "number": number,
                    "status": status,
                    "status_text": status_text, "sections": _sections(sections), "checkpoint": None, "source": "hook"})
 
@@ -176,6 +194,9 @@ def record(
             last_line, _ = _line_at(data, data.rfind(b"\n", 0, size - 1) + 1) if size else (b"", 0)
             if _CLOSED in last_line:
                 raise Unusual("the milestone is closed")
+            if size and not last_line.strip():
+                raise Unusual("the ledger ends in a blank line")
+            prev = link(last_line) if size else GENESIS
             found = find(data, key)
             number = _last_number(data)
         now = stamp()
@@ -183,14 +204,14 @@ def record(
             # a call id seen before is a repeat delivery; a derived key may repeat for a new identical call
             if found is not None and (keyed_by_id or not found.closed):
                 return "duplicate"
-            _append(fd, added_line(number + 1, now, opening, session, key), size, stamp_file)
+            _append(fd, added_line(number + 1, now, opening, session, key, prev), size, stamp_file)
             return "opened"
         if found is not None and not found.closed and closing is not None:
-            _append(fd, updated_line(found.number, now, *closing), size, stamp_file)
+            _append(fd, updated_line(found.number, now, *closing, prev), size, stamp_file)
             return "closed"
         if found is not None:
             return "duplicate"
-        _append(fd, added_line(number + 1, now, opening, session, key), size, stamp_file)
+        _append(fd, added_line(number + 1, now, opening, session, key, prev), size, stamp_file)
         return "recorded"
     finally:
         os.close(fd)

@@ -204,7 +204,7 @@ def render_documents(project: Project, facts: Facts, report: CheckReport, gates:
     lay = facts.layout
     info = closed_info(facts, report, options)
     event = None if facts.resumed else MilestoneClosed(time=info.time, closed=info)
-    ledger_bytes = facts.ledger_bytes + (ledger.encode(event) if event is not None else b"")
+    ledger_bytes = facts.ledger_bytes + (ledger.encode(event, ledger.head(facts.ledger_bytes)) if event else b"")
     final_state = facts.state.model_copy(update={"status": "closed", "closed": info})  # shallow: nothing changes it
     env = views.environment(project)
     toolcalls = views.with_header(project, project.root / lay.ledger, len(facts.ledger_bytes), facts.state,
