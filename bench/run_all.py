@@ -30,6 +30,7 @@ BENCHES: tuple[tuple[str, str, int, str], ...] = (
     ("close", "close_bench.py", 240, "--json"),
     ("import_render", "import_render.py", 180, "--json"),
     ("agent_hooks", "agent_hooks.py", 240, "--json"),
+    ("chain_cost", "chain_cost.py", 300, "--json"),
     ("train_throughput", "train_throughput.py", 800, "--out"),
 )
 
