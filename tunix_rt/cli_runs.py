@@ -123,13 +123,18 @@ def plugins_command(as_json: JsonOpt = False) -> None:
 
 
 def verify_command(
-    run: Annotated[str, typer.Argument(help="Run id (m44_v1) or the path of a run folder.")],
+    run: Annotated[str, typer.Argument(help="A milestone (M44), a run id (m44_v1) or the path of a run folder.")],
     as_json: JsonOpt = False,
 ) -> None:
-    """Re-hash a run's files against artifacts.json: exit 0 when all match, 1 naming each changed file."""
+    """Verify a milestone from a clone (chain, head, evidence, documents) or re-hash one run's files: exit 0
+    when all hold, 1 naming each file that does not."""
     from tunix_rt import evidence
+    from tunix_rt.ids import is_milestone_id
     from tunix_rt.project import Project
 
+    if is_milestone_id(run):
+        _verify_milestone(Project.find(), run, as_json)
+        return
     report = evidence.verify(Project.find(), run)
     if as_json:
         print_json({**asdict(report), "ok": report.ok})
@@ -149,6 +154,21 @@ def verify_command(
     if not report.ok:
         bad = report.changed + report.missing + ([evidence.MANIFEST] if report.manifest_error else [])
         raise WorkFailed(f"{report.path}: {len(bad)} file(s) changed or missing: {', '.join(bad)}")
+
+
+def _verify_milestone(project, milestone: str, as_json: bool) -> None:
+    from tunix_rt.ids import canonical_milestone
+    from tunix_rt.verify import verify_milestone
+
+    report = verify_milestone(project, canonical_milestone(milestone))
+    if as_json:
+        print_json(report.to_json())
+    else:
+        for check in report.checks:
+            typer.echo(f"{'ok  ' if check.ok else 'FAIL'}  {check.subject}: {check.detail}")
+    if not report.ok:
+        raise WorkFailed(f"{report.milestone}: {len(report.failed)} check(s) failed: "
+                         + ", ".join(check.subject for check in report.failed))
 
 
 def register(app: typer.Typer) -> None:

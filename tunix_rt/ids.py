@@ -21,6 +21,11 @@ def canonical_milestone(text: str) -> str:
     return f"M{int(match.group(1)):02d}"
 
 
+def is_milestone_id(text: str) -> bool:
+    """Whether `text` names a milestone (`M44`, `m44`) rather than a run (`m44_v1`) or a path."""
+    return _MILESTONE.fullmatch(text.strip()) is not None
+
+
 def milestone_number(milestone_id: str) -> int:
     return int(canonical_milestone(milestone_id)[1:])
 

@@ -114,6 +114,14 @@ def trailer_commit(repo: git.Repo, milestone_id: str) -> str | None:
     return lines[0] if lines else None
 
 
+def trailer_value(repo: git.Repo, commit: str, key: str) -> str | None:
+    """The value of `key: value` in a commit's message (the last one when it repeats); None if absent. Any
+    line counts, not only the last paragraph: a squash merge's message may carry the trailer mid-way."""
+    message = repo.git.log("-1", "--format=%B", commit)
+    values = [line.split(":", 1)[1].strip() for line in message.splitlines() if line.startswith(f"{key}:")]
+    return values[-1] if values else None
+
+
 def is_dirty(repo: git.Repo) -> bool:
     """Uncommitted changes to tracked files, or untracked files that are not ignored."""
     return repo.is_dirty(untracked_files=True)

@@ -196,6 +196,23 @@ def _master(project: Project, facts: Facts, context: dict[str, Any], env: Any, b
     return block, text
 
 
+LEDGER_HEAD_TRAILER = "Milestone-Ledger-Head"
+
+
+def with_trailers(message: str, mid: str, ledger_bytes: bytes) -> str:
+    """The message with `Milestone: M44` (which `show` finds the commit by) and, right after it, the head of
+    the ledger the commit holds: `verify` checks the chain's last link against it, so a line cut from the
+    end or forged after it is caught too (the chain alone covers only what follows each line)."""
+    lines = message.strip("\n").splitlines()
+    trailer = f"Milestone: {mid}"
+    if trailer not in lines:
+        lines += ["", trailer]
+    lines = [line for line in lines if not line.startswith(f"{LEDGER_HEAD_TRAILER}:")]
+    at = lines.index(trailer) + 1
+    lines.insert(at, f"{LEDGER_HEAD_TRAILER}: {ledger.head(ledger_bytes)}")
+    return "\n".join(lines) + "\n"
+
+
 def render_documents(project: Project, facts: Facts, report: CheckReport, gates: Gates, options: Options,
                      executive: str, final_checks: list[Check]) -> Documents:
     """Renders until the summary's own line counts are stable (it lists the diffstat of the files it is part of)."""
@@ -238,7 +255,5 @@ def render_documents(project: Project, facts: Facts, report: CheckReport, gates:
         if rows == doc_rows:
             break
         doc_rows = rows
-    message = render.render(env, "commit_message.txt.j2", **context).strip("\n") + "\n"
-    if f"Milestone: {facts.mid}" not in message.splitlines():
-        message = message.rstrip("\n") + f"\n\nMilestone: {facts.mid}\n"
+    message = with_trailers(render.render(env, "commit_message.txt.j2", **context), facts.mid, ledger_bytes)
     return Documents(summary, audit, toolcalls, master, block, message, ledger_bytes, event, doc_rows)

@@ -1,0 +1,156 @@
+"""`milestone verify M44` (issue 11): from a fresh clone, with nothing but git and the tool, a closed milestone's ledger
+chain, its head against the closing commit's trailer, its evidence and its documents; each tampering is named; a
+rebase or cherry-pick that moves the closing commit changes nothing."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from _close_support import git, make_run
+from conftest import run_subprocess
+
+from tunix_rt import ledger, milestones
+from tunix_rt.project import Project
+
+PHASE = "ProjectFiles/Milestones/Phase1"
+LEDGER = f"{PHASE}/M44.ledger.jsonl"
+
+
+@pytest.fixture
+def closed(project: Project, run_cli) -> Project:
+    assert run_cli("start", "M44", "--title", "Verifiable").code == 0
+    (project.root / "train.py").write_text("print('train')\n", encoding="utf-8")
+    assert run_cli("log", "entry", "-t", "train", "--tool", "write", "-p", "p", "--file", "train.py",
+                   "--status", "completed").code == 0
+    make_run(project, "M44", "m44_v1", steps=10)
+    out = run_cli("close", "--skip-hooks", "--summary", "A milestone anyone can check.")
+    assert out.code == 0, out
+    return project
+
+
+def _verify(root: Path) -> subprocess.CompletedProcess:
+    return run_subprocess(root, "verify", "M44")
+
+
+def test_a_closed_milestone_verifies_from_a_fresh_clone(closed: Project, tmp_path: Path) -> None:
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", str(closed.root), str(clone)], check=True)
+    done = _verify(clone)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "FAIL" not in done.stdout
+    for expected in ("hash chain intact", "Milestone-Ledger-Head of commit", "files match their recorded sha256",
+                     "a fresh render of the ledger, byte for byte", "M44_summary.md: the bytes of the closing",
+                     "(M44 block): the block of the closing commit"):
+        assert expected in done.stdout, (expected, done.stdout)
+    head = ledger.head((clone / LEDGER).read_bytes())
+    assert git(clone, "log", "-1", "--format=%(trailers:key=Milestone-Ledger-Head,valueonly)").strip() == head
+    report = json.loads(run_subprocess(clone, "verify", "M44", "--json").stdout)
+    assert report["ok"] is True and report["ledger_head"] == head
+
+
+def _forge_chained_line(path: Path) -> None:
+    data = path.read_bytes()
+    event = json.loads(data.splitlines()[-2])  # an entry or run event, re-sent with a correct link
+    event.update(id="feedfacefeedface", prev=ledger.head(data))
+    path.write_bytes(data + json.dumps(event, separators=(",", ":")).encode("utf-8") + b"\n")
+
+
+TAMPERING = {
+    "summary edited": (lambda root: _append(root / f"{PHASE}/M44_summary.md", "\nAll tests passed.\n"),
+                       "M44_summary.md: differs from the closing commit"),
+    "audit edited": (lambda root: _append(root / f"{PHASE}/M44_audit.md", "\nok\n"),
+                     "M44_audit.md: differs from the closing commit"),
+    "master block edited": (lambda root: _replace(root / "PROJECT.md", "**M44", "**M44 (improved)"),
+                            "PROJECT.md (M44 block): "),
+    "view edited": (lambda root: _append(root / f"{PHASE}/M44_toolcalls.md", "\n### Entry 2 — invented\n"),
+                    "M44_toolcalls.md: differs from a fresh render"),
+    "evidence edited": (lambda root: _replace(root / "submission_runs/m44_v1/metrics.jsonl", '"loss"', '"loss" ')
+                        , "metrics.jsonl: differs from the sha256 its run recorded"),
+    "last ledger line cut": (lambda root: _cut_last_line(root / LEDGER), "ledger head: the ledger ends at"),
+    "chained line forged at the end": (lambda root: _forge_chained_line(root / LEDGER),
+                                      "ledger head: the ledger ends at"),
+    "middle ledger line edited": (lambda root: _replace(root / LEDGER, '"title":"train"', '"title":"trained"'),
+                                  "M44.ledger.jsonl: 4: the hash chain breaks here"),
+}
+
+
+def _append(path: Path, text: str) -> None:
+    path.write_text(path.read_text(encoding="utf-8") + text, encoding="utf-8")
+
+
+def _replace(path: Path, old: str, new: str) -> None:
+    text = path.read_text(encoding="utf-8")
+    assert old in text, (path, old)
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+
+
+def _cut_last_line(path: Path) -> None:
+    path.write_bytes(b"".join(path.read_bytes().splitlines(keepends=True)[:-1]))
+
+
+@pytest.mark.parametrize("case", list(TAMPERING), ids=list(TAMPERING))
+def test_each_tampering_is_named_and_fails_the_verification(closed: Project, case: str) -> None:
+    tamper, named = TAMPERING[case]
+    tamper(closed.root)
+    done = _verify(closed.root)
+    assert done.returncode == 1, (case, done.stdout, done.stderr)
+    assert named in done.stdout.replace(".jsonl:4:", ".jsonl: 4:"), (case, done.stdout)
+    assert done.stderr.count("\n") == 1 and "check(s) failed" in done.stderr
+
+
+def test_a_rebase_and_a_cherry_pick_that_move_the_closing_commit_change_nothing(closed: Project) -> None:
+    root = closed.root
+    closing = git(root, "rev-parse", "HEAD").strip()
+    git(root, "checkout", "-q", "-b", "other", "HEAD~1")
+    (root / "NOTES.md").write_text("meanwhile\n", encoding="utf-8")
+    git(root, "add", "NOTES.md")
+    git(root, "commit", "-q", "-m", "meanwhile")
+    git(root, "checkout", "-q", "-")
+    git(root, "rebase", "-q", "other")
+    moved = git(root, "rev-parse", "HEAD").strip()
+    assert moved != closing
+    done = _verify(root)
+    assert done.returncode == 0 and f"commit {moved[:12]}" in done.stdout, done.stdout + done.stderr
+    assert run_subprocess(root, "show", "M44").returncode == 0
+    # The same commit cherry-picked onto a fresh branch from before it.
+    git(root, "checkout", "-q", "-b", "picked", "other")
+    git(root, "cherry-pick", moved)
+    picked = git(root, "rev-parse", "HEAD").strip()
+    done = _verify(root)
+    assert done.returncode == 0 and f"commit {picked[:12]}" in done.stdout, done.stdout + done.stderr
+
+
+def test_an_open_milestone_verifies_what_it_has(project: Project, run_cli) -> None:
+    assert run_cli("start", "M44", "--title", "Open").code == 0
+    milestones.add_entry(project, "M44", title="t", tools=["x"], purpose="p")
+    done = _verify(project.root)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "open: no closing commit to hold it yet" in done.stdout
+
+
+def test_verify_still_takes_a_run(closed: Project) -> None:
+    done = run_subprocess(closed.root, "verify", "m44_v1")
+    assert done.returncode == 0 and "files match" in done.stdout, done.stdout + done.stderr
+
+
+def test_a_squash_merge_that_keeps_the_trailers_still_verifies(project: Project, run_cli) -> None:
+    root = project.root
+    git(root, "checkout", "-q", "-b", "feature")
+    assert run_cli("start", "M44", "--title", "Squashed").code == 0
+    (root / "train.py").write_text("print('train')\n", encoding="utf-8")
+    assert run_cli("log", "entry", "-t", "train", "--tool", "write", "-p", "p", "--file", "train.py",
+                   "--status", "completed").code == 0
+    assert run_cli("close", "--skip-hooks", "--summary", "Squash me.").code == 0
+    trailers = [line for line in git(root, "log", "-1", "--format=%B").splitlines() if line.startswith("Milestone")]
+    git(root, "checkout", "-q", "main")
+    git(root, "merge", "-q", "--squash", "feature")
+    message = "Squashed feature (#12)\n\n* M44: Squashed\n\n" + "\n".join(trailers) + "\n\nCo-authored-by: A <a@b>\n"
+    git(root, "commit", "-q", "-m", message)
+    git(root, "branch", "-q", "-D", "feature")
+    done = _verify(root)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert run_subprocess(root, "show", "M44").returncode == 0

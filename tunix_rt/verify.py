@@ -1,0 +1,167 @@
+"""`milestone verify M44`: what a reader with only a clone can check about a milestone, without trusting anyone.
+
+1. ledger     the hash chain holds from the first line to the last (readers name the first broken line)
+2. head       the chain's last link is the `Milestone-Ledger-Head:` of the commit carrying `Milestone: M44`
+              (found by its trailer, so a rebase or cherry-pick that moved it changes nothing)
+3. evidence   every file each run recorded hashes to its recorded sha256; a file git ignores (weights) and
+              that is not in this clone is reported as such, not as a failure
+4. view       `M44_toolcalls.md` is byte for byte a fresh render of the ledger
+5. documents  the summary, the audit and the master-doc block are the bytes the closing commit holds
+
+Exit 0 when every check holds, 1 naming each file (and ledger line) that does not. Reads only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from tunix_rt import evidence, ledger, masterdoc, vcs, views
+from tunix_rt.closing.documents import LEDGER_HEAD_TRAILER
+from tunix_rt.closing.facts import layout
+from tunix_rt.errors import TunixError
+from tunix_rt.models import Milestone
+from tunix_rt.project import Project
+
+
+@dataclass(frozen=True)
+class Check:
+    subject: str  # a path, or "ledger"
+    ok: bool
+    detail: str
+
+
+@dataclass
+class MilestoneReport:
+    milestone: str
+    commit: str | None = None  # the closing commit, found by its trailer
+    head: str | None = None  # the chain's last link, as the ledger is now
+    checks: list[Check] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(check.ok for check in self.checks)
+
+    @property
+    def failed(self) -> list[Check]:
+        return [check for check in self.checks if not check.ok]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"milestone": self.milestone, "commit": self.commit, "ledger_head": self.head, "ok": self.ok,
+                "checks": [{"subject": c.subject, "ok": c.ok, "detail": c.detail} for c in self.checks]}
+
+
+def verify_milestone(project: Project, mid: str) -> MilestoneReport:
+    path = project.find_ledger(mid)
+    if path is None:
+        raise TunixError(f"no milestone {mid} in this repository")
+    report = MilestoneReport(mid)
+    rel = project.relative(path)
+    data = path.read_bytes()
+    try:
+        state = ledger.fold(path, ledger.parse(path, data))
+    except TunixError as exc:  # the chain or a line is broken: the rest would check a state nobody can trust
+        report.checks.append(Check(rel, False, str(exc).removeprefix(f"{path}:").strip()))
+        return report
+    report.head = ledger.head(data)
+    report.checks.append(Check(rel, True, f"{len(data.splitlines())} lines, hash chain intact"))
+    repo = vcs.open_repo(project.root)
+    report.checks.append(_head(repo, state, report))
+    report.checks += _evidence(project, state)
+    from tunix_rt.milestones import is_history
+
+    if is_history(state):
+        report.checks.append(Check(mid, True, "hand-run history: its own log and documents are the record"))
+        return report
+    lay = layout(project, state)
+    report.checks.append(_view(project, state, lay.toolcalls))
+    if report.commit is not None:
+        report.checks += _documents(project, repo, report.commit, mid, [lay.summary, lay.audit], lay.master)
+    return report
+
+
+def _head(repo: Any, state: Milestone, report: MilestoneReport) -> Check:
+    subject = "ledger head"
+    from tunix_rt.milestones import is_history
+
+    if is_history(state):
+        return Check(subject, True, f"{report.head} (hand-run history: closed before the tool, no trailer)")
+    # Looked for whatever the ledger says: a ledger whose closing line was cut reads as open.
+    report.commit = vcs.trailer_commit(repo, state.id)
+    if report.commit is None and state.status != "closed":
+        return Check(subject, True, f"{report.head} (open: no closing commit to hold it yet)")
+    if report.commit is None:
+        return Check(subject, False, f"no commit carries the trailer 'Milestone: {state.id}' (a squash merge keeps "
+                                     "it only when its message keeps the trailers)")
+    recorded = vcs.trailer_value(repo, report.commit, LEDGER_HEAD_TRAILER)
+    if recorded is None:
+        return Check(subject, True, f"commit {report.commit[:12]} predates the ledger head trailer: not checked")
+    if recorded != report.head:
+        assert report.head is not None
+        return Check(subject, False, f"the ledger ends at {report.head[:16]}…, its closing commit "
+                                     f"{report.commit[:12]} recorded {recorded[:16]}… (lines were added, removed "
+                                     "or changed at the end)")
+    return Check(subject, True, f"{recorded} = {LEDGER_HEAD_TRAILER} of commit {report.commit[:12]}")
+
+
+def _evidence(project: Project, state: Milestone) -> list[Check]:
+    checks = []
+    for run in state.runs:
+        try:
+            found = evidence.verify(project, run.id)
+        except TunixError as exc:
+            checks.append(Check(run.path or run.id, False, str(exc)))
+            continue
+        for rel in found.changed:
+            checks.append(Check(rel, False, "differs from the sha256 its run recorded"))
+        for rel in found.missing:
+            checks.append(Check(rel, False, "tracked evidence missing from this clone"))
+        for rel in found.absent_ignored:
+            checks.append(Check(rel, True, "not in this clone (ignored by git), digest recorded"))
+        if found.manifest_error:
+            checks.append(Check(f"{found.path}/{evidence.MANIFEST}", False, found.manifest_error))
+        if not (found.changed or found.missing or found.manifest_error):
+            checks.append(Check(found.path, True, f"{found.checked} files match their recorded sha256"))
+    return checks
+
+
+def _view(project: Project, state: Milestone, rel: str) -> Check:
+    try:
+        shown = (project.root / rel).read_bytes()
+    except OSError:
+        return Check(rel, False, "missing")
+    fresh = views.full_text(project, state).text.encode("utf-8")
+    if shown != fresh:
+        return Check(rel, False, "differs from a fresh render of the ledger")
+    return Check(rel, True, "a fresh render of the ledger, byte for byte")
+
+
+def _documents(project: Project, repo: Any, commit: str, mid: str, paths: list[str], master: str) -> list[Check]:
+    """The documents close wrote, against the bytes of the closing commit (edited after close means differs)."""
+    checks = []
+    for rel in paths:
+        committed = vcs.blob_text(repo, commit, rel)
+        try:
+            shown = (project.root / rel).read_bytes()
+        except OSError:
+            shown = None
+        if committed is None:
+            checks.append(Check(rel, False, f"not in the closing commit {commit[:12]}"))
+        elif shown != committed:
+            checks.append(Check(rel, False, f"differs from the closing commit {commit[:12]}"))
+        else:
+            checks.append(Check(rel, True, f"the bytes of the closing commit {commit[:12]}"))
+    committed_doc = vcs.blob_text(repo, commit, master)
+    try:
+        shown_doc = (project.root / master).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        shown_doc = None
+    block = masterdoc.existing_block(committed_doc.decode("utf-8", "replace") if committed_doc else None, mid)
+    subject = f"{master} ({mid} block)"
+    if block is None:
+        checks.append(Check(subject, False, f"the closing commit {commit[:12]} holds no {mid} block"))
+    elif masterdoc.existing_block(shown_doc, mid) != block:
+        checks.append(Check(subject, False, f"differs from the closing commit {commit[:12]}"))
+    else:
+        checks.append(Check(subject, True, f"the block of the closing commit {commit[:12]}"))
+    return checks
