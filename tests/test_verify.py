@@ -154,3 +154,89 @@ def test_a_squash_merge_that_keeps_the_trailers_still_verifies(project: Project,
     done = _verify(root)
     assert done.returncode == 0, done.stdout + done.stderr
     assert run_subprocess(root, "show", "M44").returncode == 0
+
+
+# --- close --sign: a signed in-toto statement anyone can check ------------------------------------
+
+
+def _ssh_signing(root: Path, tmp_path: Path, principal: str = "test@example.com") -> Path:
+    key = tmp_path / f"key-{principal.split('@')[0]}"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", principal, "-f", str(key)], check=True)
+    git(root, "config", "gpg.format", "ssh")
+    git(root, "config", "user.signingkey", str(key))
+    allowed = tmp_path / "allowed_signers"
+    allowed.write_text(f"{principal} {Path(f'{key}.pub').read_text().strip()}\n", encoding="utf-8")
+    return allowed
+
+
+@pytest.fixture
+def signed(project: Project, run_cli, tmp_path: Path) -> tuple[Project, Path]:
+    allowed = _ssh_signing(project.root, tmp_path)
+    assert run_cli("start", "M44", "--title", "Signed").code == 0
+    (project.root / "train.py").write_text("print('train')\n", encoding="utf-8")
+    assert run_cli("log", "entry", "-t", "train", "--tool", "write", "-p", "p", "--file", "train.py",
+                   "--status", "completed").code == 0
+    make_run(project, "M44", "m44_v1", steps=10)
+    assert run_cli("accept", "train.final_loss < 5").code == 0
+    out = run_cli("close", "--skip-hooks", "--sign", "--summary", "Signed and sealed.")
+    assert out.code == 0, out
+    return project, allowed
+
+
+def test_a_signed_close_commits_an_in_toto_statement_that_verifies_from_a_clone(signed, tmp_path: Path) -> None:
+    project, allowed = signed
+    statement_rel = f"{PHASE}/M44.intoto.json"
+    committed = git(project.root, "show", "--name-only", "--format=", "HEAD").split()
+    assert statement_rel in committed and f"{statement_rel}.sig" in committed
+    statement = json.loads((project.root / statement_rel).read_text(encoding="utf-8"))
+    assert statement["_type"] == "https://in-toto.io/Statement/v1"
+    names = {s["name"] for s in statement["subject"]}
+    assert {LEDGER, f"{PHASE}/M44_summary.md", f"{PHASE}/M44_audit.md", f"{PHASE}/M44_toolcalls.md", "PROJECT.md",
+            "submission_runs/m44_v1/metrics.jsonl"} <= names
+    predicate = statement["predicate"]
+    assert predicate["milestone"] == "M44" and predicate["ledger_head"] == ledger.head((project.root / LEDGER).read_bytes())
+    assert predicate["thresholds"][0]["expression"] == "train.final_loss<5" and predicate["thresholds"][0]["met"]
+    assert predicate["runs"][0]["id"] == "m44_v1"
+
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", str(project.root), str(clone)], check=True)
+    git(clone, "config", "gpg.ssh.allowedSignersFile", str(allowed))
+    done = _verify(clone)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "good signature by test@example.com" in done.stdout
+    # Without this tool: OpenSSH alone checks the statement.
+    with open(clone / statement_rel, "rb") as handle:
+        independent = subprocess.run(["ssh-keygen", "-Y", "verify", "-f", str(allowed), "-I", "test@example.com",
+                                      "-n", "milestone", "-s", str(clone / f"{statement_rel}.sig")], stdin=handle,
+                                     capture_output=True, text=True)
+    assert independent.returncode == 0 and "Good" in independent.stdout, independent
+
+
+def test_a_statement_signed_by_a_key_nobody_allowed_fails(signed, tmp_path: Path) -> None:
+    project, _ = signed
+    stranger = tmp_path / "strangers"
+    other = tmp_path / "other-key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other)], check=True)
+    stranger.write_text(f"someone@example.com {Path(f'{other}.pub').read_text().strip()}\n", encoding="utf-8")
+    git(project.root, "config", "gpg.ssh.allowedSignersFile", str(stranger))
+    done = _verify(project.root)
+    assert done.returncode == 1 and "does not list" in done.stdout, done.stdout
+
+
+def test_an_edited_subject_fails_the_statement_too(signed) -> None:
+    project, allowed = signed
+    git(project.root, "config", "gpg.ssh.allowedSignersFile", str(allowed))
+    _append(project.root / "submission_runs/m44_v1/training_log.txt", "step 2 loss 0.1\n")
+    done = _verify(project.root)
+    assert done.returncode == 1
+    assert "training_log.txt: differs from the sha256 in" in done.stdout, done.stdout
+
+
+def test_sign_without_ssh_signing_set_up_is_refused_before_anything_runs(project: Project, run_cli) -> None:
+    assert run_cli("start", "M44", "--title", "Unsigned").code == 0
+    milestones.add_entry(project, "M44", title="t", tools=["x"], purpose="p", status="completed")
+    head = git(project.root, "rev-parse", "HEAD")
+    out = run_cli("close", "--skip-hooks", "--sign")
+    assert out.code == 2 and out.err.count("\n") == 1 and "gpg.format ssh" in out.err, out
+    assert git(project.root, "rev-parse", "HEAD") == head
+    assert not (project.root / f"{PHASE}/M44_summary.md").exists()

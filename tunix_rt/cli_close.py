@@ -27,6 +27,10 @@ def close_command(
     summary: Annotated[
         Optional[str], typer.Option("--summary", help="Executive summary: TEXT, or @FILE to read it from a file.")
     ] = None,
+    sign: Annotated[
+        Optional[bool], typer.Option("--sign/--no-sign", help="Commit a signed in-toto statement of the documents "
+                                     "and evidence (git's SSH signing key; default: the close.sign setting).")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Close a milestone: checks, gates, summary + audit + master doc, and one commit with a `Milestone:` trailer."""
@@ -42,6 +46,7 @@ def close_command(
         force=force,
         tag=tag,
         summary=summary,
+        sign=sign,
     )
     if as_json:
         data = result.to_json()

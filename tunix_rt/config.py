@@ -33,6 +33,7 @@ class CloseSettings(BaseModel):
         900, gt=0, le=7 * 24 * 3600, allow_inf_nan=False, strict=True,
         description="Seconds each hook or test command at close may run before it is stopped.",
     )
+    sign: bool = Field(False, strict=True, description="Always close with --sign (a signed in-toto statement).")
 
 
 class Settings(BaseModel):

@@ -7,16 +7,19 @@
               that is not in this clone is reported as such, not as a failure
 4. view       `M44_toolcalls.md` is byte for byte a fresh render of the ledger
 5. documents  the summary, the audit and the master-doc block are the bytes the closing commit holds
+6. statement  when close signed one: every subject's sha256, its ledger head, and the SSH signature
+              against `gpg.ssh.allowedSignersFile` (naming the signer)
 
 Exit 0 when every check holds, 1 naming each file (and ledger line) that does not. Reads only.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from tunix_rt import evidence, ledger, masterdoc, vcs, views
+from tunix_rt import attestation, evidence, ledger, masterdoc, vcs, views
 from tunix_rt.closing.documents import LEDGER_HEAD_TRAILER
 from tunix_rt.closing.facts import layout
 from tunix_rt.errors import TunixError
@@ -77,7 +80,48 @@ def verify_milestone(project: Project, mid: str) -> MilestoneReport:
     report.checks.append(_view(project, state, lay.toolcalls))
     if report.commit is not None:
         report.checks += _documents(project, repo, report.commit, mid, [lay.summary, lay.audit], lay.master)
+    report.checks += _statement(project, repo, lay, report)
     return report
+
+
+def _statement(project: Project, repo: Any, lay: Any, report: MilestoneReport) -> list[Check]:
+    folder, mid = lay.folder, report.milestone
+    rel = attestation.statement_path(folder, mid)
+    try:
+        data = (project.root / rel).read_bytes()
+    except OSError:
+        return []  # closed without --sign
+    try:
+        statement = json.loads(data)
+        listed = {s["name"]: s["digest"]["sha256"] for s in statement["subject"]}
+        recorded_head = statement["predicate"]["ledger_head"]
+    except (ValueError, KeyError, TypeError):
+        return [Check(rel, False, "not an in-toto statement this tool wrote")]
+    checks = []
+    changed = []
+    for name, digest in sorted(listed.items()):
+        try:
+            now = attestation.sha256((project.root / name).read_bytes())
+        except OSError:
+            now = None
+        if now == digest:
+            continue
+        if name == lay.master and report.commit is not None:  # later milestones add their blocks to it
+            committed = vcs.blob_text(repo, report.commit, name)
+            if committed is not None and attestation.sha256(committed) == digest:
+                continue
+        changed.append(name)
+    if changed:
+        checks += [Check(name, False, f"differs from the sha256 in {rel}") for name in changed]
+    if recorded_head != report.head:
+        checks.append(Check(rel, False, "its ledger head is not the ledger's"))
+    try:
+        signature = (project.root / attestation.signature_path(folder, mid)).read_bytes()
+    except OSError:
+        return [*checks, Check(rel, False, "its signature file is missing")]
+    ok, detail = attestation.check_signature(repo, data, signature)
+    checks.append(Check(rel, ok and not changed, f"{len(listed)} subjects; {detail}"))
+    return checks
 
 
 def _head(repo: Any, state: Milestone, report: MilestoneReport) -> Check:

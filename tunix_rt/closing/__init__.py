@@ -4,7 +4,8 @@
 2. check    (`checks.py`)    every reason to refuse, before anything runs or is written (exit 2)
 3. gates    (`gates.py`)     pre-commit and the test command, without the ledger lock, under a time limit (exit 1)
 4. render   (`documents.py`) summary, audit, master-doc block and commit message; pure
-5. commit   (`commit.py`)    under the lock: documents, the closing event, one commit of exactly checked blobs
+5. sign     (`attest.py`)    with --sign: the in-toto statement of the documents and evidence, signed with SSH
+6. commit   (`commit.py`)    under the lock: documents, the closing event, one commit of exactly checked blobs
 
 Each phase hands the next a typed object. A close is all or nothing: when the commit exists the
 milestone is closed; otherwise HEAD, the index, the ledger and the documents are as they were. A
@@ -19,7 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tunix_rt import vcs
+from tunix_rt import attestation, vcs
+from tunix_rt.closing.attest import attest
 from tunix_rt.closing.checks import Check, Options, run_checks
 from tunix_rt.closing.commit import LedgerMoved, commit, commit_files, write_documents
 from tunix_rt.closing.documents import PLACEHOLDER_SUMMARY, Documents, render_documents
@@ -134,13 +136,17 @@ def close(
     force: bool = False,
     tag: bool = False,
     summary: str | None = None,
+    sign: bool | None = None,
 ) -> CloseResult:
     """Closes a milestone (see the module docstring); returns what it did and prints nothing."""
     given, warnings = read_summary(summary)
-    options = Options(dry_run, no_commit, skip_hooks, force, tag, given)
+    sign = project.settings.close.sign if sign is None else sign
+    options = Options(dry_run, no_commit, skip_hooks, force, tag, given, sign and not (dry_run or no_commit))
     mid = project.resolve_milestone(milestone)
     repo = vcs.open_repo(project.root)
     vcs.clear_stale_close_lock(repo)
+    if options.sign:
+        attestation.signing_key(repo)  # refused before anything runs when git cannot sign
 
     facts = gather(project, repo, mid)  # refuses a milestone already closed
     report = run_checks(project, repo, facts, options)
@@ -163,12 +169,14 @@ def close(
             write_documents(project, facts, documents, master=False)
             result.written = [facts.layout.summary, facts.layout.audit]
             return result
+        signed = attest(project, repo, facts, documents) if options.sign else None  # outside the lock
         try:
-            done = commit(project, repo, facts, documents, documents.message, result.tag)
+            done = commit(project, repo, facts, documents, documents.message, result.tag, signed)
         except LedgerMoved:
             continue
         result.commit, result.files = done.sha, done.files
         result.written = [facts.layout.summary, facts.layout.audit, facts.layout.master, facts.layout.toolcalls]
+        result.written += list(signed.files) if signed else []
         return result
     raise WorkFailed(f"the ledger of {mid} kept changing while close ran ({ATTEMPTS} tries); run close again")
 

@@ -43,6 +43,7 @@ class Options:
     force: bool = False
     tag: bool = False
     summary: str | None = None  # already read and redacted
+    sign: bool = False  # write and commit a signed in-toto statement
 
 
 @dataclass

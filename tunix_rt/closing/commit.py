@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tunix_rt import ledger, views
+from tunix_rt.closing.attest import Attested
 from tunix_rt.closing.checks import files_check, refusal
 from tunix_rt.closing.documents import Documents
 from tunix_rt.closing.facts import Facts
@@ -49,9 +50,8 @@ def write_documents(project: Project, facts: Facts, documents: Documents, *, mas
     return previous
 
 
-def _put_back(project: Project, facts: Facts, documents: Documents, previous: dict[str, bytes | None]) -> None:
-    """Undoes `write_documents` for files that still hold what close wrote (a later edit is never overwritten)."""
-    contents = documents.contents(facts)
+def _put_back(project: Project, contents: dict[str, bytes], previous: dict[str, bytes | None]) -> None:
+    """Undoes the writes of files that still hold what close wrote (a later edit is never overwritten)."""
     for rel, old in previous.items():
         path = project.root / rel
         try:
@@ -66,11 +66,11 @@ def _put_back(project: Project, facts: Facts, documents: Documents, previous: di
 
 
 def commit(project: Project, repo: Any, facts: Facts, documents: Documents, message: str,
-           tag: str | None) -> Committed:
+           tag: str | None, signed: Attested | None = None) -> Committed:
     from tunix_rt import vcs
 
     path = project.ledger(facts.mid)
-    files = commit_files(facts)
+    files = sorted(set(commit_files(facts)) | set(signed.files if signed else {}))
     def gate(blobs: list[vcs.StagedBlob]) -> None:
         large, secrets = files_check(project, [(b.path, b.data) for b in blobs])
         problems = list(large.problems) + list(secrets.problems)
@@ -81,6 +81,11 @@ def commit(project: Project, repo: Any, facts: Facts, documents: Documents, mess
         if os.pread(w.fd, w.size, 0) != facts.ledger_bytes:
             raise LedgerMoved
         previous = write_documents(project, facts, documents, master=True)
+        written = dict(signed.files) if signed else {}
+        for rel, data in written.items():
+            target = project.root / rel
+            previous[rel] = target.read_bytes() if target.is_file() else None
+            target.write_bytes(data)
         if documents.event is not None:
             w.append(documents.event)
         try:
@@ -88,7 +93,7 @@ def commit(project: Project, repo: Any, facts: Facts, documents: Documents, mess
             sha = vcs.commit_paths(repo, files, message, tag=tag, inspect=gate)
         except BaseException as exc:
             w.truncate(w.size_before)
-            _put_back(project, facts, documents, previous)
+            _put_back(project, {**documents.contents(facts), **written}, previous)
             if isinstance(exc, TunixError):
                 raise
             if isinstance(exc, Exception):
