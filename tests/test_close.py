@@ -383,6 +383,25 @@ def test_comparison_with_the_previous_milestones_best_run(project: Project) -> N
     assert "| Eval normalised (primary score) | 0.35 | 0.35 | +0 (+0.0 %) |" in result.summary
 
 
+def test_the_comparison_skips_an_earlier_milestone_whose_evidence_cannot_be_read(project: Project) -> None:
+    import shutil
+
+    from tunix_rt import closing
+
+    milestones.start(project, "M42", "Good run", phase=4)
+    make_run(project, "M42", "m42_v1", loss0=3.0)
+    closing.close(project, "M42", skip_hooks=True)
+    milestones.start(project, "M43", "Lost evidence", phase=4)
+    make_run(project, "M43", "m43_v1", loss0=9.0)
+    closing.close(project, "M43", skip_hooks=True)
+    shutil.rmtree(project.runs_dir / "m43_v1")  # its evidence gone from this checkout
+    milestones.start(project, "M44", "Second run", phase=4)
+    make_run(project, "M44", "m44_v1", loss0=2.0)
+    result = closing.close(project, "M44", skip_hooks=True)
+    assert "## Change Against M42" in result.summary
+    assert "| Final loss (last window) | 0.6 | 0.4 | -0.2 (-33.3 %) |" in result.summary
+
+
 def test_ignored_paths_listed_by_entries_are_warnings(m44: Project) -> None:
     (m44.root / ".gitignore").write_text((m44.root / ".gitignore").read_text() + ".venv-gpu/\n", encoding="utf-8")
     (m44.root / ".venv-gpu").mkdir()

@@ -296,7 +296,9 @@ class Comparison:
 
 
 def _previous(project: Project, state: Milestone, summary_dir: Path) -> tuple[str, Headline] | None:
-    """The headline of the nearest earlier milestone that has runs (imported milestones count)."""
+    """The headline of the nearest earlier milestone whose runs have readable evidence. One with runs but no
+    evidence to read (a deleted folder, imported history that kept only its log) would compare as a table of
+    dashes, so the search goes on past it."""
     number = milestone_number(state.id)
     for mid, path in reversed(project.all_ledgers()):
         if milestone_number(mid) >= number:
@@ -308,9 +310,6 @@ def _previous(project: Project, state: Milestone, summary_dir: Path) -> tuple[st
         facts = [read_run(project, run, summary_dir) for run in earlier.runs]
         found = headline(earlier, facts)
         if found.train is not None or found.evaluation is not None:
-            return mid, found
-        metrics = [run.metrics for run in earlier.runs if run.metrics]
-        if metrics:  # imported history: the numbers its log recorded, no evidence folder
             return mid, found
     return None
 
