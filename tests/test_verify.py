@@ -22,13 +22,27 @@ LEDGER = f"{PHASE}/M44.ledger.jsonl"
 
 @pytest.fixture
 def closed(project: Project, run_cli) -> Project:
+    # Real gates, so the documents show what happened once on this machine (what the close records).
+    import sys
+
+    settings = project.root / "milestone.toml"
+    settings.write_text(settings.read_text(encoding="utf-8") + f'\n[close]\ntest_command = "{sys.executable} -c pass"\n',
+                        encoding="utf-8")
+    (project.root / ".pre-commit-config.yaml").write_text(
+        "repos:\n  - repo: local\n    hooks:\n      - id: ok\n        name: ok\n        language: system\n"
+        f"        entry: {sys.executable} -c pass\n        types: [text]\n", encoding="utf-8")
+    git(project.root, "add", "-A")
+    git(project.root, "commit", "-q", "-m", "gates")
+    project = Project.find(project.root)
     assert run_cli("start", "M44", "--title", "Verifiable").code == 0
     (project.root / "train.py").write_text("print('train')\n", encoding="utf-8")
     assert run_cli("log", "entry", "-t", "train", "--tool", "write", "-p", "p", "--file", "train.py",
                    "--status", "completed").code == 0
     make_run(project, "M44", "m44_v1", steps=10)
-    out = run_cli("close", "--skip-hooks", "--summary", "A milestone anyone can check.")
+    out = run_cli("close", "--summary", "A milestone anyone can check.")
     assert out.code == 0, out
+    summary = (project.root / f"{PHASE}/M44_summary.md").read_text(encoding="utf-8")
+    assert "-c pass" in summary and "passed" in summary  # the gates' outcome is in it
     return project
 
 
@@ -42,9 +56,10 @@ def test_a_closed_milestone_verifies_from_a_fresh_clone(closed: Project, tmp_pat
     done = _verify(clone)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "FAIL" not in done.stdout
+    fresh = "a fresh render of the ledger, the evidence and the close's record, byte for byte"
     for expected in ("hash chain intact", "Milestone-Ledger-Head of commit", "files match their recorded sha256",
-                     "a fresh render of the ledger, byte for byte", "M44_summary.md: the bytes of the closing",
-                     "(M44 block): the block of the closing commit"):
+                     "a fresh render of the ledger, byte for byte", f"M44_summary.md: {fresh}",
+                     f"M44_audit.md: {fresh}", f"(M44 block): {fresh}"):
         assert expected in done.stdout, (expected, done.stdout)
     head = ledger.head((clone / LEDGER).read_bytes())
     assert git(clone, "log", "-1", "--format=%(trailers:key=Milestone-Ledger-Head,valueonly)").strip() == head
@@ -61,9 +76,9 @@ def _forge_chained_line(path: Path) -> None:
 
 TAMPERING = {
     "summary edited": (lambda root: _append(root / f"{PHASE}/M44_summary.md", "\nAll tests passed.\n"),
-                       "M44_summary.md: differs from the closing commit"),
+                       "M44_summary.md: differs from a fresh render"),
     "audit edited": (lambda root: _append(root / f"{PHASE}/M44_audit.md", "\nok\n"),
-                     "M44_audit.md: differs from the closing commit"),
+                     "M44_audit.md: differs from a fresh render"),
     "master block edited": (lambda root: _replace(root / "PROJECT.md", "**M44", "**M44 (improved)"),
                             "PROJECT.md (M44 block): "),
     "view edited": (lambda root: _append(root / f"{PHASE}/M44_toolcalls.md", "\n### Entry 2 — invented\n"),

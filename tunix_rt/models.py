@@ -214,6 +214,9 @@ class ClosedInfo(Model):
     # log's closure block (`## M46 MILESTONE CLOSED`) that said it closed. A ledger closed by `close` has neither.
     commit: str | None = None
     closure: str | None = None
+    # What the documents show that neither the ledger nor the evidence holds (gates, checks, git's files,
+    # branch, executive summary, plan notes): `verify` renders the documents again from it. See closing/record.py.
+    rendered_from: dict[str, Any] | None = None
 
 
 # --- ledger events --------------------------------------------------------------------------

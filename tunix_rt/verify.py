@@ -6,7 +6,10 @@
 3. evidence   every file each run recorded hashes to its recorded sha256; a file git ignores (weights) and
               that is not in this clone is reported as such, not as a failure
 4. view       `M44_toolcalls.md` is byte for byte a fresh render of the ledger
-5. documents  the summary, the audit and the master-doc block are the bytes the closing commit holds
+5. documents  the summary, the audit and the master-doc block are byte for byte a fresh render from the ledger,
+              the evidence, git and what the close recorded of itself (`closing/record.py`: the gates,
+              checks and git's files at close time); a close from before that record is compared with the
+              bytes of its closing commit instead
 6. statement  when close signed one: every subject's sha256, its ledger head, and the SSH signature
               against `gpg.ssh.allowedSignersFile` (naming the signer)
 
@@ -78,7 +81,9 @@ def verify_milestone(project: Project, mid: str) -> MilestoneReport:
         return report
     lay = layout(project, state)
     report.checks.append(_view(project, state, lay.toolcalls))
-    if report.commit is not None:
+    if report.commit is not None and state.closed is not None and state.closed.rendered_from is not None:
+        report.checks += _rendered(project, repo, report.commit, state, data)
+    elif report.commit is not None:
         report.checks += _documents(project, repo, report.commit, mid, [lay.summary, lay.audit], lay.master)
     report.checks += _statement(project, repo, lay, report)
     return report
@@ -178,6 +183,40 @@ def _view(project: Project, state: Milestone, rel: str) -> Check:
     if shown != fresh:
         return Check(rel, False, "differs from a fresh render of the ledger")
     return Check(rel, True, "a fresh render of the ledger, byte for byte")
+
+
+def _rendered(project: Project, repo: Any, commit: str, state: Milestone, data: bytes) -> list[Check]:
+    """Summary, audit and master-doc block rendered again, as close rendered them, and compared byte for byte."""
+    from tunix_rt.closing import record
+    from tunix_rt.closing.documents import render_documents
+    from tunix_rt.closing.facts import from_ledger
+
+    assert state.closed is not None
+    facts = from_ledger(project, state, data, resumed=True)
+    report, gates, options, executive = record.restore(facts, state.closed)
+    lay = facts.layout
+    before = vcs.blob_text(repo, f"{commit}^", lay.master)  # the master doc as the close found it
+    documents = render_documents(project, facts, report, gates, options, executive, [],
+                                 before.decode("utf-8", "replace") if before is not None else None)
+    checks = []
+    fresh = "a fresh render of the ledger, the evidence and the close's record, byte for byte"
+    for rel, text in ((lay.summary, documents.summary), (lay.audit, documents.audit)):
+        try:
+            shown = (project.root / rel).read_bytes()
+        except OSError:
+            checks.append(Check(rel, False, "missing"))
+            continue
+        same = shown == text.encode("utf-8")
+        checks.append(Check(rel, same, fresh if same else "differs from a fresh render of the ledger, the evidence "
+                                                          "and the close's record"))
+    try:
+        shown_doc = (project.root / lay.master).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        shown_doc = None
+    subject = f"{lay.master} ({state.id} block)"
+    same = masterdoc.existing_block(shown_doc, state.id) == masterdoc.existing_block(documents.master, state.id)
+    checks.append(Check(subject, same, fresh if same else "differs from a fresh render"))
+    return checks
 
 
 def _documents(project: Project, repo: Any, commit: str, mid: str, paths: list[str], master: str) -> list[Check]:

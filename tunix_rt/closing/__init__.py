@@ -161,7 +161,9 @@ def close(
             notes.append("no executive summary: pass --summary or fill the plan's Objective (the audit flags it)")
         files = commit_files(facts)
         final_checks = _final_checks(facts, files, options)
-        documents = render_documents(project, facts, report, gates, options, executive, final_checks)
+        master = project.root / facts.layout.master
+        before = master.read_text(encoding="utf-8") if master.is_file() else None
+        documents = render_documents(project, facts, report, gates, options, executive, final_checks, before)
         result = _result(facts, documents, gates, options, files, notes, report.checks + final_checks, report.unmet)
         if options.dry_run:
             return result

@@ -112,14 +112,18 @@ def _environment(facts: Facts) -> list[Row]:
     return rows
 
 
-def closed_info(facts: Facts, report: CheckReport, options: Options) -> ClosedInfo:
+def closed_info(facts: Facts, report: CheckReport, options: Options, gates: Gates, executive: str,
+                checks: list[Check]) -> ClosedInfo:
     if facts.resumed and facts.state.closed is not None:
         return facts.state.closed
+    from tunix_rt.closing import record
+
     open_entries = [e.number for e in facts.state.entries if e.status in ("in-progress", "planned")]
     running = any(r.status == "running" for r in facts.state.runs)
     return ClosedInfo(time=clock.stamp(), forced=bool(options.force and (open_entries or running)),
                       open_entries=open_entries, skipped_hooks=options.skip_hooks,
-                      unmet_thresholds=list(report.unmet))
+                      unmet_thresholds=list(report.unmet),
+                      rendered_from=record.capture(facts, report, gates, options, executive, checks))
 
 
 def _context(project: Project, facts: Facts, report: CheckReport, gates: Gates, options: Options, info: ClosedInfo,
@@ -214,20 +218,21 @@ def with_trailers(message: str, mid: str, ledger_bytes: bytes) -> str:
 
 
 def render_documents(project: Project, facts: Facts, report: CheckReport, gates: Gates, options: Options,
-                     executive: str, final_checks: list[Check]) -> Documents:
-    """Renders until the summary's own line counts are stable (it lists the diffstat of the files it is part of)."""
+                     executive: str, final_checks: list[Check], master_before: str | None) -> Documents:
+    """Renders until the summary's own line counts are stable (it lists the diffstat of the files it is part of).
+
+    Pure given its inputs (`master_before`: the master doc before this close): `verify` calls it again with
+    the inputs the close recorded and must get the same bytes."""
     from tunix_rt import vcs
 
     lay = facts.layout
-    info = closed_info(facts, report, options)
+    info = closed_info(facts, report, options, gates, executive, report.checks + final_checks)
     event = None if facts.resumed else MilestoneClosed(time=info.time, closed=info)
     ledger_bytes = facts.ledger_bytes + (ledger.encode(event, ledger.head(facts.ledger_bytes)) if event else b"")
     final_state = facts.state.model_copy(update={"status": "closed", "closed": info})  # shallow: nothing changes it
     env = views.environment(project)
     toolcalls = views.with_header(project, project.root / lay.ledger, len(facts.ledger_bytes), facts.state,
                                   final_state) or views.full_text(project, final_state)
-    master_path = project.root / lay.master
-    master_before = master_path.read_text(encoding="utf-8") if master_path.is_file() else None
     repo = vcs.open_repo(project.root)
     baseline_bytes = {p: vcs.blob_text(repo, facts.state.baseline.sha, p) for p in lay.documents}
     doc_rows: list[FileRow] = []

@@ -290,30 +290,38 @@ def resuming(repo: Any, state: Milestone) -> bool:
     return True
 
 
-def gather(project: Project, repo: Any, mid: str) -> Facts:
-    state, data = snapshot(project.ledger(mid))
-    resumed = resuming(repo, state)
+def from_ledger(project: Project, state: Milestone, data: bytes, *, resumed: bool) -> Facts:
+    """The facts the ledger and the evidence files hold; git's and the plan's are left empty (`gather` fills
+    them in from the work tree, `verify` from what the close recorded)."""
     lay = layout(project, state)
     summary_dir = project.root / lay.folder
     runs = [read_run(project, run, summary_dir) for run in state.runs]
     head = headline(state, runs)
-    notes = plan_notes(project, lay)
-    facts = Facts(
-        mid=mid,
+    return Facts(
+        mid=state.id,
         state=state,
         ledger_bytes=data,
         resumed=resumed,
         layout=lay,
-        branch=_redacted(vcs.current_branch(repo)),  # a branch name is text from outside like any other (D16)
+        branch=None,
         runs=runs,
         headline=head,
         comparison=compare(project, state, head, summary_dir),
         samples=samples(project, head.evaluation),
         failures=failures(state, runs),
         judged=judge_all(state, head),
-        changes=changes(project, repo, state, lay),
-        notes=notes,
+        changes=Changes([], [], [], [], []),
+        notes=PlanNotes("", [], [], [], []),
     )
+
+
+def gather(project: Project, repo: Any, mid: str) -> Facts:
+    state, data = snapshot(project.ledger(mid))
+    facts = from_ledger(project, state, data, resumed=resuming(repo, state))
+    lay, runs = facts.layout, facts.runs
+    facts.branch = _redacted(vcs.current_branch(repo))  # a branch name is text from outside like any other (D16)
+    facts.changes = changes(project, repo, state, lay)
+    facts.notes = notes = plan_notes(project, lay)
     facts.warnings += [f"{doc} is empty (nothing beyond its scaffold)" for doc in notes.empty_docs]
     facts.warnings += [f"{path} belongs to {other}: left out of this close" for path, other in facts.changes.others]
     facts.warnings += [f"run {f.run.id} has no loss_curve.png" for f in runs if f.run.kind == "train" and not f.png
