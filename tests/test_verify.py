@@ -13,7 +13,7 @@ import pytest
 from _close_support import git, make_run
 from conftest import run_subprocess
 
-from tunix_rt import ledger, milestones
+from tunix_rt import evidence, ledger, milestones
 from tunix_rt.project import Project
 
 PHASE = "ProjectFiles/Milestones/Phase1"
@@ -39,6 +39,10 @@ def closed(project: Project, run_cli) -> Project:
     assert run_cli("log", "entry", "-t", "train", "--tool", "write", "-p", "p", "--file", "train.py",
                    "--status", "completed").code == 0
     make_run(project, "M44", "m44_v1", steps=10)
+    weights = project.runs_dir / "m44_v1" / "final_model" / "model.safetensors"  # ignored by git: not committed
+    weights.parent.mkdir()
+    weights.write_bytes(b"\x00" * 4096)
+    evidence.write_artifacts(project, "m44_v1", project.runs_dir / "m44_v1")
     out = run_cli("close", "--summary", "A milestone anyone can check.")
     assert out.code == 0, out
     summary = (project.root / f"{PHASE}/M44_summary.md").read_text(encoding="utf-8")
@@ -61,6 +65,8 @@ def test_a_closed_milestone_verifies_from_a_fresh_clone(closed: Project, tmp_pat
                      "a fresh render of the ledger, byte for byte", f"M44_summary.md: {fresh}",
                      f"M44_audit.md: {fresh}", f"(M44 block): {fresh}"):
         assert expected in done.stdout, (expected, done.stdout)
+    assert ("submission_runs/m44_v1/final_model/model.safetensors: not in this clone (ignored by git), digest "
+            "recorded") in done.stdout
     head = ledger.head((clone / LEDGER).read_bytes())
     assert git(clone, "log", "-1", "--format=%(trailers:key=Milestone-Ledger-Head,valueonly)").strip() == head
     report = json.loads(run_subprocess(clone, "verify", "M44", "--json").stdout)
