@@ -71,3 +71,30 @@ def test_concurrent_hooks_and_log_entry_never_lose_or_repeat_a_number(m44) -> No
     assert [proc.wait(timeout=120) for proc in procs] == [0] * 13, [p.stderr.read() for p in procs]  # type: ignore[union-attr]
     numbers = [e.number for e in ledger.load(ledger_file(m44)).entries]
     assert sorted(numbers) == list(range(1, 14))
+
+
+HOOK_IMPORTS = """
+import io, json, sys
+from tunix_rt.launch import main
+payload = {"hook_event_name": "PreToolUse", "session_id": "s1", "transcript_path": "/t/s1.jsonl", "cwd": sys.argv[1],
+           "tool_name": "Bash", "tool_input": {"command": "ls -la"}, "tool_use_id": "toolu_1"}
+sys.stdin = io.StringIO(json.dumps(payload))
+sys.argv = ["milestone", "log", "hook", "--agent", "claude-code"]
+try:
+    main()
+except SystemExit as exc:
+    assert not exc.code, exc.code
+heavy = ("pydantic", "typer", "jinja2", "portalocker", "hashlib", "dataclasses", "inspect", "datetime")
+print(json.dumps(sorted(m for m in heavy if m in sys.modules)))
+"""
+
+
+def test_a_tool_call_event_imports_nothing_heavy(m44) -> None:
+    # The per-call path's budget is a few bare Python starts: each of these costs milliseconds (dataclasses
+    # alone pulls in inspect, ast and tokenize, about 15 ms; hashlib's OpenSSL binding 5 ms).
+    env = {k: v for k, v in os.environ.items() if k != "TUNIX_RT_NOW"}  # a pinned clock takes the datetime path
+    done = subprocess.run([sys.executable, "-c", HOOK_IMPORTS, str(m44.root)], cwd=m44.root, capture_output=True,
+                          text=True, timeout=60, env=env)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.splitlines()[-1]) == []
+    assert b'"tool_use_id":"toolu_1"' in ledger_file(m44).read_bytes()  # the call was recorded
