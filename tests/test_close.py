@@ -369,15 +369,17 @@ def test_empty_repository_first_commit(repo: Path) -> None:
     assert "**Baseline:** none (empty repository)" in result.summary
 
 
-def test_comparison_with_the_previous_milestones_best_run(project: Project) -> None:
+def _closed_with_a_run(project: Project, mid: str, title: str, loss0: float):
     from tunix_rt import closing
 
-    milestones.start(project, "M43", "First run", phase=4)
-    make_run(project, "M43", "m43_v1", loss0=3.0)
-    closing.close(project, "M43", skip_hooks=True)
-    milestones.start(project, "M44", "Second run", phase=4)
-    make_run(project, "M44", "m44_v1", loss0=2.0)
-    result = closing.close(project, "M44", skip_hooks=True)
+    milestones.start(project, mid, title, phase=4)
+    make_run(project, mid, f"{mid.lower()}_v1", loss0=loss0)
+    return closing.close(project, mid, skip_hooks=True)
+
+
+def test_comparison_with_the_previous_milestones_best_run(project: Project) -> None:
+    _closed_with_a_run(project, "M43", "First run", 3.0)
+    result = _closed_with_a_run(project, "M44", "Second run", 2.0)
     assert "## Change Against M43" in result.summary
     assert "| Final loss (last window) | 0.6 | 0.4 | -0.2 (-33.3 %) |" in result.summary
     assert "| Eval normalised (primary score) | 0.35 | 0.35 | +0 (+0.0 %) |" in result.summary
@@ -386,18 +388,10 @@ def test_comparison_with_the_previous_milestones_best_run(project: Project) -> N
 def test_the_comparison_skips_an_earlier_milestone_whose_evidence_cannot_be_read(project: Project) -> None:
     import shutil
 
-    from tunix_rt import closing
-
-    milestones.start(project, "M42", "Good run", phase=4)
-    make_run(project, "M42", "m42_v1", loss0=3.0)
-    closing.close(project, "M42", skip_hooks=True)
-    milestones.start(project, "M43", "Lost evidence", phase=4)
-    make_run(project, "M43", "m43_v1", loss0=9.0)
-    closing.close(project, "M43", skip_hooks=True)
+    _closed_with_a_run(project, "M42", "Good run", 3.0)
+    _closed_with_a_run(project, "M43", "Lost evidence", 9.0)
     shutil.rmtree(project.runs_dir / "m43_v1")  # its evidence gone from this checkout
-    milestones.start(project, "M44", "Second run", phase=4)
-    make_run(project, "M44", "m44_v1", loss0=2.0)
-    result = closing.close(project, "M44", skip_hooks=True)
+    result = _closed_with_a_run(project, "M44", "Second run", 2.0)
     assert "## Change Against M42" in result.summary
     assert "| Final loss (last window) | 0.6 | 0.4 | -0.2 (-33.3 %) |" in result.summary
 

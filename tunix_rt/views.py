@@ -101,14 +101,8 @@ def _write_cache(project: Project, milestone_id: str, ledger_size: int, md_size:
 
 def _fresh(project: Project, milestone_id: str, writer: ledger.Writer, target: Path) -> dict[str, Any] | None:
     """The cache, if it proves the file on disk is the render of the ledger as it was before this append."""
-    cache = _read_cache(project, milestone_id)
-    try:
-        md_size = target.stat().st_size
-    except OSError:
-        return None
-    if cache is None or cache["ledger_size"] != writer.size_before or cache["md_size"] != md_size:
-        return None
-    return cache
+    cache = _fresh_prefix(project, milestone_id, writer, target)
+    return cache if cache is not None and cache["ledger_size"] == writer.size_before else None
 
 
 def write_atomic(path: Path, text: str) -> None:
@@ -215,6 +209,7 @@ def _look(project: Project, milestone_id: str, w: ledger.Writer, target: Path, f
 
 
 def _fresh_prefix(project: Project, milestone_id: str, w: ledger.Writer, target: Path) -> dict[str, Any] | None:
+    """The cache, if it proves the file on disk is the render of some prefix of the ledger `w` holds."""
     cache = _read_cache(project, milestone_id)
     try:
         md_size = target.stat().st_size
