@@ -466,6 +466,24 @@ def metrics_line(record: StepMetrics | FinalMetrics) -> str:
     return json.dumps(record.model_dump(mode="json", exclude_none=True), allow_nan=False)
 
 
+def read_json_objects(path: Path, max_lines: int | None = None) -> list[dict[str, Any]]:
+    """The JSON objects of a JSONL evidence file, in order; lines that are not objects are skipped, and an
+    unreadable file reads as empty (the checks phase reports it through `verify`)."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()[:max_lines]
+    except (OSError, UnicodeDecodeError):
+        return []
+    records = []
+    for line in lines:
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict):
+            records.append(record)
+    return records
+
+
 def read_metrics(path: Path) -> MetricsFile:
     """Reads `metrics.jsonl` through the contract. Lines that are not JSON objects are skipped.
 
@@ -474,17 +492,7 @@ def read_metrics(path: Path) -> MetricsFile:
     """
     steps: list[StepMetrics] = []
     final: FinalMetrics | None = None
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError):
-        return MetricsFile(steps, None)
-    for line in lines:
-        try:
-            record = json.loads(line)
-        except ValueError:
-            continue
-        if not isinstance(record, dict):
-            continue
+    for record in read_json_objects(path):
         try:
             if record.get("final") is True or ("final" not in record and "train_runtime" in record):
                 record["final"] = True

@@ -21,6 +21,7 @@ closing commit carries as `Milestone-Ledger-Head:` so that the end of the file i
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import logging
 import os
@@ -322,16 +323,12 @@ class Writer:
                     return entry["number"]
         return None
 
-    def head(self) -> str:
-        """The link the next event carries: of the last complete line (GENESIS for an empty ledger)."""
-        last = next(self.lines_backwards(), None)
-        return GENESIS if last is None else link(last)
-
     def append(self, *events: Event) -> None:
         """All events in one write, so a crash leaves either all of them or a torn last line."""
-        data = encode_chained(list(events), self.head())
+        tail = list(itertools.islice(self.lines_backwards(), 8))  # one read of the end: the link and recent ids
+        data = encode_chained(list(events), link(tail[0]) if tail else GENESIS)
         ids = [event.id for event in events]
-        tail_ids = {json.loads(line).get("id") for line, _ in zip(self.lines_backwards(), range(8))}
+        tail_ids = {json.loads(line).get("id") for line in tail}
         if len(set(ids)) != len(ids) or tail_ids.intersection(ids):
             raise TunixError(f"{self.path}: refused to append an event twice (id {ids[0]})")
         written = 0

@@ -44,6 +44,7 @@ class Rendered:
     last_offset: int  # byte offset of the last timeline block
     last_entry: int | None  # the entry number when the last block is an entry
     header_size: int  # bytes of the header, before the first block
+    templates: str  # the fingerprint of the templates it was rendered with, taken before the render
 
 
 @functools.cache
@@ -87,15 +88,13 @@ def _read_cache(project: Project, milestone_id: str) -> dict[str, Any] | None:
     return cache if cache["templates"] == templates_fingerprint(project) else None
 
 
-def _write_cache(project: Project, milestone_id: str, ledger_size: int, md_size: int, last_offset: int,
-                 last_entry: int | None, header_size: int) -> None:
+def _write_cache(project: Project, milestone_id: str, cache: dict[str, Any]) -> None:
+    """Stores a cache: a whole view's (`_write_view`), or a proven one advanced past an append, which keeps
+    its header size and template fingerprint (the blocks were rendered with those templates)."""
     path = _cache_path(project, milestone_id)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps({"ledger_size": ledger_size, "md_size": md_size, "last_offset": last_offset,
-                               "last_entry": last_entry, "header_size": header_size,
-                               "templates": templates_fingerprint(project)}),
-                   encoding="utf-8")
+    tmp.write_text(json.dumps(cache), encoding="utf-8")
     os.replace(tmp, path)
 
 
@@ -144,19 +143,20 @@ def with_header(project: Project, ledger_path: Path, ledger_size: int, before: M
     new = render.render_header(environment(project), after).encode("utf-8")
     old = cache["header_size"]
     offset = cache["last_offset"] - old + len(new) if after.timeline else len(data) - old + len(new)
-    return Rendered((new + data[old:]).decode("utf-8"), offset, cache["last_entry"], len(new))
+    return Rendered((new + data[old:]).decode("utf-8"), offset, cache["last_entry"], len(new), cache["templates"])
 
 
 def full_text(project: Project, milestone: Milestone) -> Rendered:
     """The whole view of a folded milestone; a broken template raises before anything is written."""
+    templates = templates_fingerprint(project)
     parts = render.render_toolcalls_parts(environment(project), milestone)
     text = "".join(parts)
+    size = len(text.encode("utf-8"))
     if not milestone.timeline:
-        return Rendered(text, len(text.encode("utf-8")), None, len(text.encode("utf-8")))
+        return Rendered(text, size, None, size, templates)
     last = milestone.timeline[-1]
     number = milestone.entries[last.index].number if last.type == "entry" else None
-    return Rendered(text, len(text.encode("utf-8")) - len(parts[-1].encode("utf-8")), number,
-                    len(parts[0].encode("utf-8")))
+    return Rendered(text, size - len(parts[-1].encode("utf-8")), number, len(parts[0].encode("utf-8")), templates)
 
 
 def blocks_text(project: Project, blocks: list[tuple[str, Any]]) -> str:
@@ -167,8 +167,9 @@ def blocks_text(project: Project, blocks: list[tuple[str, Any]]) -> str:
 
 def _write_view(project: Project, milestone_id: str, target: Path, view: Rendered, ledger_size: int) -> None:
     write_atomic(target, view.text)
-    _write_cache(project, milestone_id, ledger_size, len(view.text.encode("utf-8")), view.last_offset, view.last_entry,
-                 view.header_size)
+    _write_cache(project, milestone_id, {
+        "ledger_size": ledger_size, "md_size": len(view.text.encode("utf-8")), "last_offset": view.last_offset,
+        "last_entry": view.last_entry, "header_size": view.header_size, "templates": view.templates})
 
 
 def write_full(project: Project, milestone_id: str, writer: ledger.Writer, view: Rendered) -> Path:
@@ -257,8 +258,9 @@ def _write_plan(project: Project, milestone_id: str, w: ledger.Writer, target: P
     if plan.blocks:
         with open(target, "ab") as handle:
             handle.write(plan.blocks)
-    _write_cache(project, milestone_id, seen.size, seen.cache["md_size"] + len(plan.blocks), plan.last_offset,
-                 plan.last_entry, seen.cache["header_size"])
+    _write_cache(project, milestone_id, {**seen.cache, "ledger_size": seen.size,
+                                         "md_size": seen.cache["md_size"] + len(plan.blocks),
+                                         "last_offset": plan.last_offset, "last_entry": plan.last_entry})
     return True
 
 
@@ -344,16 +346,14 @@ def after_append(
         if text is None or cache is None:
             return False
         if not text:  # nothing visible changed
-            _write_cache(
-                project, milestone_id, writer.size, cache["md_size"], cache["last_offset"], cache["last_entry"],
-                cache["header_size"],
-            )
+            _write_cache(project, milestone_id, {**cache, "ledger_size": writer.size})
             return True
         data = text.encode("utf-8")
         with open(target, "ab") as handle:
             handle.write(data)
-        _write_cache(project, milestone_id, writer.size, cache["md_size"] + len(data), cache["md_size"], last_entry,
-                     cache["header_size"])
+        _write_cache(project, milestone_id, {**cache, "ledger_size": writer.size,
+                                             "md_size": cache["md_size"] + len(data),
+                                             "last_offset": cache["md_size"], "last_entry": last_entry})
     except (TunixError, OSError) as exc:
         _lagging(project, milestone_id, target, exc)
     return True
@@ -375,8 +375,8 @@ def replace_last_entry(project: Project, milestone_id: str, writer: ledger.Write
             handle.truncate(cache["last_offset"])
             handle.seek(cache["last_offset"])
             handle.write(data)
-        _write_cache(project, milestone_id, writer.size, cache["last_offset"] + len(data), cache["last_offset"], number,
-                     cache["header_size"])
+        _write_cache(project, milestone_id, {**cache, "ledger_size": writer.size,
+                                             "md_size": cache["last_offset"] + len(data), "last_entry": number})
     except OSError as exc:
         _lagging(project, milestone_id, target, exc)
     return True

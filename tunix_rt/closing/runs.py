@@ -358,19 +358,9 @@ def samples(project: Project, evaluation: RunFacts | None, count: int = SAMPLE_C
         return []
     summary = evaluation.eval
     path = project.root / evaluation.folder / (summary.predictions_path or evidence.PREDICTIONS)
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()[:100_000]
-    except (OSError, UnicodeDecodeError):
-        return []
     right: list[Sample] = []
     wrong: list[Sample] = []
-    for line in lines:
-        try:
-            record = json.loads(line)
-        except ValueError:
-            continue
-        if not isinstance(record, dict):
-            continue
+    for record in evidence.read_json_objects(path, max_lines=100_000):
         raw_scores = record.get("scores")
         scores: dict[str, Any] = raw_scores if isinstance(raw_scores, dict) else {}
         correct = bool(scores.get(summary.primary_metric))
