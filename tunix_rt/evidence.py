@@ -461,11 +461,6 @@ class MetricsFile:
     final: FinalMetrics | None
 
 
-def metrics_line(record: StepMetrics | FinalMetrics) -> str:
-    """One line of `metrics.jsonl`; non-finite numbers are refused (bare NaN is not JSON)."""
-    return json.dumps(record.model_dump(mode="json", exclude_none=True), allow_nan=False)
-
-
 def read_json_objects(path: Path, max_lines: int | None = None) -> list[dict[str, Any]]:
     """The JSON objects of a JSONL evidence file, in order; lines that are not objects are skipped, and an
     unreadable file reads as empty (the checks phase reports it through `verify`)."""

@@ -313,16 +313,6 @@ class Writer:
             return None  # a session, checkpoint, block or the close: not the last block / not open
         return None
 
-    def entry_for_tool_use(self, tool_use_id: str) -> int | None:
-        """The number of the newest entry opened for an agent's tool call (searching from the end)."""
-        needle = json.dumps(tool_use_id).encode("utf-8")
-        for line in self.lines_backwards():
-            if b'"kind":"entry_added"' in line and needle in line:
-                entry = json.loads(line)["entry"]
-                if entry.get("tool_use_id") == tool_use_id:
-                    return entry["number"]
-        return None
-
     def append(self, *events: Event) -> None:
         """All events in one write, so a crash leaves either all of them or a torn last line."""
         tail = list(itertools.islice(self.lines_backwards(), 8))  # one read of the end: the link and recent ids

@@ -71,13 +71,6 @@ def paths_on_branch(repo: git.Repo, branch: str, folder: str) -> list[str]:
     return [line for line in out.splitlines() if line]
 
 
-def create_branch(repo: git.Repo, name: str) -> None:
-    if name in local_branches(repo):
-        raise TunixError(f"branch {name} already exists")
-    # In an empty repository this makes the unborn branch current, which is what a first commit wants.
-    repo.git.checkout("-b", name)
-
-
 @contextmanager
 def new_branch(repo: git.Repo, name: str) -> Iterator[None]:
     """Creates and checks out `name` for the block; if the block fails, HEAD goes back to where it was
@@ -287,19 +280,6 @@ def ignore_rules(repo: git.Repo, paths: list[str]) -> dict[str, IgnoreRule]:
             if not match or match.group(3).startswith("!"):  # -v also reports a negated (re-including) match
                 continue
             found[path] = IgnoreRule(path=path, source=match.group(1), line=int(match.group(2)), pattern=match.group(3))
-    return found
-
-
-def lfs_paths(repo: git.Repo, paths: list[str]) -> set[str]:
-    """The subset of `paths` whose `filter` attribute is `lfs` (tracked by Git LFS)."""
-    found: set[str] = set()
-    for start in range(0, len(paths), 500):
-        chunk = paths[start : start + 500]
-        out = repo.git.check_attr("-z", "filter", "--", *chunk)
-        fields = out.split("\0")
-        for i in range(0, len(fields) - 2, 3):
-            if fields[i + 2] == "lfs":
-                found.add(fields[i])
     return found
 
 
