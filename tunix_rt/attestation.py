@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tunix_rt import vcs
 from tunix_rt.errors import TunixError
 
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
@@ -42,15 +43,10 @@ def signature_path(folder: str, mid: str) -> str:
     return f"{statement_path(folder, mid)}.sig"
 
 
-def _git_config(repo: Any, key: str) -> str | None:
-    status, out, _ = repo.git.config("--get", key, with_extended_output=True, with_exceptions=False)
-    return out.strip() if status == 0 and out.strip() else None
-
-
 def signing_key(repo: Any) -> str:
     """The key git signs with, when git is set up for SSH signing; refuses (exit 2) otherwise."""
-    fmt = _git_config(repo, "gpg.format")
-    key = _git_config(repo, "user.signingkey")
+    fmt = vcs.config_value(repo, "gpg.format")
+    key = vcs.config_value(repo, "user.signingkey")
     if fmt != "ssh" or key is None:
         raise TunixError("--sign signs with git's SSH signing key: set `git config gpg.format ssh` and "
                          "`git config user.signingkey ~/.ssh/id_ed25519.pub` (or turn signing off)")
@@ -102,7 +98,7 @@ def sign(repo: Any, statement: bytes) -> bytes:
 def check_signature(repo: Any, statement: bytes, signature: bytes) -> tuple[bool, str]:
     """Whether an allowed signer signed these bytes, and who; without `gpg.ssh.allowedSignersFile` there is
     nothing to check the signer against, which is said (not a failure)."""
-    allowed = _git_config(repo, "gpg.ssh.allowedSignersFile")
+    allowed = vcs.config_value(repo, "gpg.ssh.allowedSignersFile")
     if allowed is None:
         return True, "signed; set gpg.ssh.allowedSignersFile to check who signed it"
     allowed = os.path.expanduser(allowed)

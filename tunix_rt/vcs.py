@@ -294,9 +294,7 @@ def clean_filtered(repo: git.Repo, paths: list[str]) -> set[str]:
             name = fields[i + 2]
             if name in ("unspecified", "unset", "set", ""):
                 continue
-            status, out, _ = repo.git.config("--get", f"filter.{name}.clean", with_extended_output=True,
-                                             with_exceptions=False)
-            if status == 0 and out.strip():
+            if config_value(repo, f"filter.{name}.clean"):
                 found.add(fields[i])
     return found
 
@@ -384,11 +382,16 @@ def operation_in_progress(repo: git.Repo) -> str | None:
     return None
 
 
+def config_value(repo: git.Repo, key: str, *, as_bool: bool = False) -> str | None:
+    """A git config value as git reads it (every scope); None when unset or empty."""
+    args = (["--bool"] if as_bool else []) + ["--get", key]
+    status, out, _ = repo.git.config(*args, with_extended_output=True, with_exceptions=False)
+    return out.strip() if status == 0 and out.strip() else None
+
+
 def signing_requested(repo: git.Repo) -> bool:
     """`commit.gpgSign` as git reads it: close signs whenever `git commit` would."""
-    status, out, _ = repo.git.config("--bool", "--get", "commit.gpgsign", with_extended_output=True,
-                                     with_exceptions=False)
-    return status == 0 and out.strip() == "true"
+    return config_value(repo, "commit.gpgsign", as_bool=True) == "true"
 
 
 @dataclass(frozen=True)
