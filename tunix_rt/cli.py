@@ -396,7 +396,8 @@ def _register_extensions() -> None:
     """Run/plugins/verify and close live in their own modules; each adds its commands here."""
     import importlib
 
-    for name in ("tunix_rt.cli_runs", "tunix_rt.cli_close", "tunix_rt.cli_agent"):
+    for name in ("tunix_rt.cli_runs", "tunix_rt.cli_close", "tunix_rt.cli_agent", "tunix_rt.cli_export",
+                 "tunix_rt.cli_report"):
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError as exc:
