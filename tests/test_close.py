@@ -14,6 +14,7 @@ from _close_support import git, head, index_state, make_run
 from tunix_rt import ledger, milestones
 from tunix_rt.models import ClosedInfo, MilestoneClosed
 from tunix_rt.project import Project
+from conftest import CORPUS, NEEDS_SHARED
 
 HOOK_FIXER = """\
 repos:
@@ -94,8 +95,8 @@ def test_close_end_to_end_with_a_rewriting_hook(m44: Project) -> None:
     for field in ("# M44 Milestone Summary: Tiny training run", "**Phase:** 4", "**Branch:** `main`",
                   f"**Baseline:** `{baseline[:12]}`", "**Closed (UTC):** 2026-01-08T12:00:00Z"):
         assert field in summary
-    assert "- **Entry 2 — JAX CUDA install**: FAILED" in summary
-    assert "  - Attempts: pip install jax[cuda12]" in summary and "  - Resolution: Pivot to PyTorch" in summary
+    assert "- **Entry 2 — JAX CUDA install**: ❌ FAILED" in summary
+    assert "  - **Attempts:** pip install jax[cuda12]" in summary and "  - **Resolution:** Pivot to PyTorch" in summary
     # Numbers equal the evidence files.
     lines = [json.loads(x) for x in (root / "submission_runs/m44_v1/metrics.jsonl").read_text().splitlines()]
     final = lines[-1]
@@ -407,7 +408,6 @@ def test_ignored_paths_listed_by_entries_are_warnings(m44: Project) -> None:
 
 # --- the hand-run project's seed log, closed by the tool --------------------------------------------
 
-CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "tunix-rt"
 
 
 def _close_seed(project: Project, run_dir_ready) -> str:
@@ -421,9 +421,9 @@ def _close_seed(project: Project, run_dir_ready) -> str:
     # Every kind of fact the hand-written M43_summary.md has ...
     for text in ("| Samples/s |", "| Step | Epoch | Loss |", "## Environment", "## Evidence and Files",
                  "`submission_runs/m43_v1/`", "- **Entry 5 — JAX CUDA Installation**: FAILED — JAX CUDA NOT AVAILABLE ON WINDOWS",
-                 "  - Resolution: ", "Pivot to PyTorch path"):
+                 "  - **Resolution:** ", "Pivot to PyTorch path"):
         assert text in summary, text
-    assert len(re.findall(r"^  - Attempts: ", summary, re.M)) == 4
+    assert len(re.findall(r"^  - \*\*Attempts:\*\* ", summary, re.M)) == 4
     # ... and none of its errors: no estimated counts, no made-up SHA, the commit found by its trailer.
     assert not re.search(r"~\s?\d", summary)
     assert "68667e1" not in summary and "79ef6b6" not in summary
@@ -433,13 +433,13 @@ def _close_seed(project: Project, run_dir_ready) -> str:
     return summary
 
 
-@pytest.mark.skipif(not (CORPUS / "M43_toolcalls.md").is_file(), reason="the shared corpus is not present")
+@pytest.mark.skipif(not (CORPUS / "M43_toolcalls.md").is_file(), reason=NEEDS_SHARED)
 def test_seed_log_imported_and_closed_with_hand_made_evidence(project: Project) -> None:
     _close_seed(project, lambda: make_run(project, "M43", "m43_v1"))
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not (CORPUS / "M43_toolcalls.md").is_file(), reason="the shared corpus is not present")
+@pytest.mark.skipif(not (CORPUS / "M43_toolcalls.md").is_file(), reason=NEEDS_SHARED)
 def test_seed_log_imported_and_closed_with_a_real_training_run(project: Project) -> None:
     pytest.importorskip("torch")
     data = Path(__file__).resolve().parent / "data" / "runs"

@@ -16,7 +16,6 @@ from pathlib import Path
 import pytest
 
 from conftest import git
-from tunix_rt import milestones
 from tunix_rt.redact import MARKER
 
 from _runs_support import install_fake_plugin

@@ -24,10 +24,11 @@ from tunix_rt.models import (
     TimelineItem,
 )
 
+from conftest import CORPUS, NEEDS_SHARED
+
 DATA = Path(__file__).resolve().parent / "data"
 LEGACY = DATA / "legacy"
 GOLDEN = DATA / "golden" / "toolcalls"
-CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "tunix-rt"
 CORPUS_LOGS = sorted(CORPUS.glob("*_toolcalls.md")) if CORPUS.exists() else []
 
 KINDS = {Session: ("session", "sessions"), Entry: ("entry", "entries"), Checkpoint: ("checkpoint", "checkpoints"),
@@ -79,7 +80,7 @@ def test_fixture_logs_survive_import_render_import(path: Path) -> None:
     assert round_trip(again)[1] == text
 
 
-@pytest.mark.skipif(not CORPUS_LOGS, reason="the shared corpus is not beside this checkout")
+@pytest.mark.skipif(not CORPUS_LOGS, reason=NEEDS_SHARED)
 @pytest.mark.parametrize("path", CORPUS_LOGS, ids=lambda p: p.name)
 def test_corpus_logs_survive_import_render_import(path: Path) -> None:
     first = legacy.parse(legacy.decode(path.read_bytes(), str(path)))
@@ -88,7 +89,7 @@ def test_corpus_logs_survive_import_render_import(path: Path) -> None:
     assert round_trip(again)[1] == text
 
 
-@pytest.mark.skipif(not (CORPUS / "M43_toolcalls.md").exists(), reason="the shared corpus is not beside this checkout")
+@pytest.mark.skipif(not (CORPUS / "M43_toolcalls.md").exists(), reason=NEEDS_SHARED)
 def test_rendered_m43_reads_like_the_hand_written_one() -> None:
     source = (CORPUS / "M43_toolcalls.md").read_text(encoding="utf-8")
     text = round_trip(legacy.parse(source))[1]
@@ -167,7 +168,7 @@ def test_a_status_given_only_as_the_enum_renders_its_display_text() -> None:
     (again,) = reimport(entry(status="completed"))
     assert (again.status, again.status_text) == ("completed", "✅ COMPLETED")
     (again,) = reimport(Checkpoint(title="X", status="failed"))
-    assert (again.status, again.status_text) == ("failed", "FAILED")
+    assert (again.status, again.status_text) == ("failed", "❌ FAILED")
 
 
 def test_documented_normalisations() -> None:

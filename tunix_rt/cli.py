@@ -13,19 +13,23 @@ from typing import Annotated, Optional
 import typer
 
 from tunix_rt import milestones
-from tunix_rt.cli_options import JsonOpt, MilestoneOpt, print_json
+from tunix_rt.cli_options import JsonOpt, MilestoneOpt, plural, print_json, require_subcommand
 from tunix_rt.errors import TunixError
-from tunix_rt.models import STATUS_DISPLAY, Milestone
+from tunix_rt.models import Milestone
 from tunix_rt.project import Project
+
+
 
 app = typer.Typer(
     name="milestone",
     help="Run an ML project as numbered milestones with an evidence trail that writes itself.",
-    no_args_is_help=True,
-    add_completion=False,
+    invoke_without_command=True,
+    add_completion=True,  # --install-completion / --show-completion (bash, zsh, fish, PowerShell); `import typer`
+    # loads the machinery either way
     pretty_exceptions_show_locals=False,  # locals can hold tokens
 )
-log_app = typer.Typer(help="Append to the current milestone's tool-calls ledger.", no_args_is_help=True)
+log_app = typer.Typer(help="Append to the current milestone's tool-calls ledger.", invoke_without_command=True,
+                      callback=require_subcommand)
 app.add_typer(log_app, name="log")
 
 SectionOpt = Annotated[
@@ -38,16 +42,39 @@ def _project() -> Project:
     return Project.find()
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from tunix_rt import __version__
+
+        typer.echo(f"milestone (tunix-rt) {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    ctx: typer.Context,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    require_subcommand(ctx)
+
+
 
 # --- project ---------------------------------------------------------------------------------
 
 
 @app.command()
-def init() -> None:
+def init(as_json: JsonOpt = False) -> None:
     """Write the tool.tunix-rt settings, create the folders, add ignore rules for weights and the master doc."""
+    from dataclasses import asdict
+
     from tunix_rt import scaffold
 
     result = scaffold.init(_project())
+    if as_json:
+        print_json(asdict(result))
+        return
     if result.found is not None and result.found.anything():
         typer.echo(f"found {result.found.line()}")
     for path in result.written:
@@ -116,10 +143,17 @@ def accept(
 def abort(
     milestone: MilestoneOpt = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what would be removed; remove nothing.")] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Remove a started milestone that has no runs and no commits, saying what it removes."""
     project = _project()
     plan = milestones.abort(project, milestone, dry_run=dry_run)
+    if as_json:
+        restore = [project.relative(path) for path in plan.restore] if plan.restore is not None else None
+        removed = [project.relative(path) for path in plan.remove]
+        print_json({"milestone": plan.milestone, "dry_run": dry_run, "remove": removed, "restore": restore,
+                    "keep": plan.keep})
+        return
     verb = "would remove" if dry_run else "removed"
     for path in plan.remove:
         typer.echo(f"{verb} {project.relative(path)}")
@@ -132,40 +166,43 @@ def abort(
 
 
 @app.command()
-def status(as_json: JsonOpt = False) -> None:
-    """Where things stand: the current milestone and its open entries."""
+def status(milestone: MilestoneOpt = None, as_json: JsonOpt = False) -> None:
+    """Where things stand: the current milestone (or --milestone), its open entries, and the other open milestones."""
     project = _project()
-    current = project.current_milestone()
-    if current is None or project.find_ledger(current) is None:
-        known = [mid for mid, _ in project.all_ledgers()]
-        if as_json:
-            print_json({"current": None, "milestones": len(known), "latest": known[-1] if known else None})
-        else:
-            typer.echo("no current milestone (start one with `milestone start M01 --title ...`)")
-            if known:
-                typer.echo(f"{len(known)} milestones in the ledgers, the latest {known[-1]} (`milestone list`)")
-        return
-    state = milestones.show(project, current)
-    open_entries = [e for e in state.entries if e.status in ("in-progress", "planned")]
+    chosen = milestone or project.current_milestone()
+    if chosen is not None and milestone is None and project.find_ledger(chosen) is None:
+        chosen = None  # the current pointer names a milestone whose ledger is gone (aborted)
+    state = milestones.show(project, chosen) if chosen is not None else None
+    known = milestones.list_all(project)
+    others = [s for s in known if s.status == "open" and (state is None or s.id != state.id)]
     if as_json:
-        print_json(
-            {
-                "current": state.id,
-                "title": state.title,
-                "status": state.status,
-                "entries": len(state.entries),
-                "open_entries": [e.number for e in open_entries],
-                "runs": len(state.runs),
-                "commit": state.commit,
-            }
-        )
+        data: dict[str, object] = {"current": None, "milestones": len(known),
+                                   "latest": known[-1].id if known else None}
+        if state is not None:
+            open_entries = [e.number for e in milestones.open_entries(state)]
+            data = {"current": state.id, "title": state.title, "status": state.status,
+                    "entries": len(state.entries), "open_entries": open_entries, "runs": len(state.runs),
+                    "sessions": len(state.sessions), "commit": state.commit}
+        data["other_open"] = [{"id": s.id, "title": s.title} for s in others]
+        print_json(data)
         return
-    typer.echo(f"{state.id} — {state.title} [{state.status}] phase {state.phase}")
-    typer.echo(f"{len(state.entries)} entries, {len(state.runs)} runs, {len(state.sessions)} sessions")
-    for entry in open_entries:
-        typer.echo(f"  open: entry {entry.label} — {entry.title} ({milestones.status_label(entry)})")
-    if state.commit:
-        typer.echo(f"closed in commit {state.commit}")
+    if state is None:
+        typer.echo("no current milestone (start one with `milestone start M01 --title ...`)")
+        if known and not others:
+            typer.echo(f"{plural(len(known), 'milestone')} in the ledgers, the latest {known[-1].id} "
+                       "(`milestone list`)")
+    else:
+        typer.echo(f"{state.id} — {state.title} [{state.status}] phase {state.phase}")
+        typer.echo(f"{plural(len(state.entries), 'entry', 'entries')}, {plural(len(state.runs), 'run')}, "
+                   f"{plural(len(state.sessions), 'session')}")
+        for entry in milestones.open_entries(state):
+            typer.echo(f"  open: entry {entry.label} — {entry.title} ({milestones.status_label(entry)})")
+        if state.commit:
+            typer.echo(f"closed in commit {state.commit}")
+    if others:
+        typer.echo(f"other open milestones ({len(others)}; `milestone status --milestone ID`):")
+        for other in others:
+            typer.echo(f"  {other.id} — {other.title}")
 
 
 @app.command("list")
@@ -186,10 +223,9 @@ def list_milestones(as_json: JsonOpt = False) -> None:
     if as_json:
         print_json(rows)
         return
-    for row in rows:
-        typer.echo(
-            f"{row['id']:<6} {row['status']:<7} phase {row['phase']:<3} {row['entries']:>4} entries  {row['title']}"
-        )
+    for s in states:
+        entries = plural(len(s.entries), "entry", "entries")
+        typer.echo(f"{s.id:<6} {s.status:<7} phase {s.phase:<3} {entries:>12}  {s.title}")
 
 
 @app.command()
@@ -214,7 +250,7 @@ def show(
         sha = base.sha[:7] if base.sha else "none"
         typer.echo(f"baseline: {sha} on {base.branch or 'detached HEAD'} at {base.time}")
     for entry in state.entries:
-        shown = STATUS_DISPLAY[entry.status] if entry.status else (entry.status_text or "—")
+        shown = entry.shown_status() or "—"
         typer.echo(f"  {entry.label:>5}  {shown[:14]:<14} {entry.title or entry.timestamp}")
     for point in state.checkpoints:
         typer.echo(f"  checkpoint: {point.title}")
@@ -225,11 +261,15 @@ def show(
 
 
 @app.command()
-def render(milestone: MilestoneOpt = None) -> None:
+def render(milestone: MilestoneOpt = None, as_json: JsonOpt = False) -> None:
     """Re-render every tool-calls view from its ledger (or one milestone's)."""
     project = _project()
-    for path in milestones.render_views(project, milestone):
-        typer.echo(f"rendered {project.relative(path)}")
+    rendered = [project.relative(path) for path in milestones.render_views(project, milestone)]
+    if as_json:
+        print_json({"rendered": rendered})
+        return
+    for path in rendered:
+        typer.echo(f"rendered {path}")
 
 
 def _checkpoints(state: Milestone) -> int:
@@ -282,8 +322,8 @@ def import_log(
             how = f"closed by commit {closed.commit[:7]}" if closed.commit else f"closed ({closed.closure})"
         typer.echo(
             f"imported {state.id} — {state.title or '(untitled)'} (phase {state.phase}, {how}): "
-            f"{len(state.entries)} entries, "
-            f"{_checkpoints(state)} checkpoints, {len(state.sessions)} sessions, {len(d.kept_raw)} raw blocks kept"
+            f"{plural(len(state.entries), 'entry', 'entries')}, {plural(_checkpoints(state), 'checkpoint')}, "
+            f"{plural(len(state.sessions), 'session')}, {plural(len(d.kept_raw), 'raw block')} kept"
         )
     for skip in skipped:
         typer.echo(f"skipped {skip.path}: {skip.reason}")
@@ -349,10 +389,13 @@ def log_checkpoint(
     ] = False,
     status: Annotated[Optional[str], typer.Option(help="Status of a standalone checkpoint.")] = None,
     milestone: MilestoneOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Set the checkpoint line of the latest entry, or write a checkpoint section."""
     result = milestones.add_checkpoint(_project(), milestone, text, standalone=standalone, status=status)
-    if standalone:
+    if as_json:
+        print_json({"standalone": standalone, **result.model_dump(mode="json")})
+    elif standalone:
         typer.echo(f"checkpoint section: {text}")
     else:
         typer.echo(f"checkpoint on entry {result.label}")  # type: ignore[union-attr]
@@ -362,9 +405,13 @@ def log_checkpoint(
 def log_session(
     recovered: Annotated[Optional[str], typer.Option(help="What was recovered from a lost session.")] = None,
     milestone: MilestoneOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Start a new session heading."""
     session = milestones.start_session(_project(), milestone, recovered=recovered)
+    if as_json:
+        print_json(session.model_dump(mode="json"))
+        return
     typer.echo(f"session {session.number} started {session.started}")
 
 

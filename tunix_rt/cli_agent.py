@@ -7,19 +7,22 @@ from typing import Annotated
 
 import typer
 
-from tunix_rt.cli_options import JsonOpt, MilestoneOpt, print_json
+from tunix_rt.cli_options import JsonOpt, MilestoneOpt, print_json, require_subcommand
 from tunix_rt.project import Project
 
 agent_app = typer.Typer(help="Wire an AI coding agent's hooks into this project; audit what they recorded.",
-                        no_args_is_help=True)
+                        invoke_without_command=True, callback=require_subcommand)
 
 AgentArg = Annotated[str, typer.Argument(help="claude-code, codex, gemini or cursor.")]
 DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Print the change as a diff; write nothing.")]
 
 
-def _report(change, root: Path, dry_run: bool, verb: str) -> None:
+def _report(change, root: Path, dry_run: bool, verb: str, as_json: bool) -> None:
     name = change.path.relative_to(root).as_posix()
-    if not change.changed:
+    if as_json:
+        print_json({"file": name, "action": verb, "changed": change.changed, "dry_run": dry_run,
+                    "diff": change.diff(root) if change.changed else ""})
+    elif not change.changed:
         typer.echo(f"{name}: already {verb}, nothing changed")
     elif dry_run:
         typer.echo(change.diff(root), nl=False)
@@ -28,21 +31,21 @@ def _report(change, root: Path, dry_run: bool, verb: str) -> None:
 
 
 @agent_app.command("install")
-def install(agent: AgentArg, dry_run: DryRunOpt = False) -> None:
+def install(agent: AgentArg, dry_run: DryRunOpt = False, as_json: JsonOpt = False) -> None:
     """Merge the hook configuration into the agent's project settings, keeping every existing setting and hook."""
     from tunix_rt.agents import install as installing
 
     root = Project.find().root
-    _report(installing.install(root, agent, dry_run=dry_run), root, dry_run, "installed")
+    _report(installing.install(root, agent, dry_run=dry_run), root, dry_run, "installed", as_json)
 
 
 @agent_app.command("uninstall")
-def uninstall(agent: AgentArg, dry_run: DryRunOpt = False) -> None:
+def uninstall(agent: AgentArg, dry_run: DryRunOpt = False, as_json: JsonOpt = False) -> None:
     """Remove this tool's hook handlers (and nothing else) from the agent's project settings."""
     from tunix_rt.agents import install as installing
 
     root = Project.find().root
-    _report(installing.uninstall(root, agent, dry_run=dry_run), root, dry_run, "uninstalled")
+    _report(installing.uninstall(root, agent, dry_run=dry_run), root, dry_run, "uninstalled", as_json)
 
 
 @agent_app.command("audit")

@@ -7,10 +7,11 @@ from typing import Annotated, Optional
 
 import typer
 
-from tunix_rt.cli_options import JsonOpt, MilestoneOpt, print_json
+from tunix_rt.cli_options import JsonOpt, MilestoneOpt, print_json, require_subcommand
 from tunix_rt.errors import WorkFailed
 
-run_app = typer.Typer(help="Run a plugin's training or evaluation into a new evidence folder.", no_args_is_help=True)
+run_app = typer.Typer(help="Run a plugin's training or evaluation into a new evidence folder.",
+                      invoke_without_command=True, callback=require_subcommand)
 
 PluginOpt = Annotated[str, typer.Option("--plugin", "-p", help="Plugin name (see `milestone plugins`).")]
 ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="The run's YAML config file.")]
@@ -80,7 +81,8 @@ def run_eval(
     _run(ctx, "eval", plugin, config, run, milestone, as_json)
 
 
-eval_app = typer.Typer(help="Evaluation that needs no plugin config: score what exists.", no_args_is_help=True)
+eval_app = typer.Typer(help="Evaluation that needs no plugin config: score what exists.",
+                       invoke_without_command=True, callback=require_subcommand)
 
 
 @eval_app.command("score")

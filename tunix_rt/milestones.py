@@ -18,7 +18,7 @@ from tunix_rt.errors import TunixError
 from tunix_rt.ids import canonical_milestone
 from tunix_rt.models import (
     ENTRY_FIELD_LABELS,
-    STATUS_DISPLAY,
+    OPEN_STATUSES,
     STATUSES,
     AcceptedThreshold,
     Baseline,
@@ -666,8 +666,13 @@ def render_views(project: Project, milestone: str | None = None) -> list[Path]:
     return written
 
 
+def open_entries(state: Milestone) -> list[Entry]:
+    """The entries still planned or in progress (close refuses while any is left)."""
+    return [entry for entry in state.entries if entry.status in OPEN_STATUSES]
+
+
 def status_label(entry: Entry) -> str:
-    return entry.status_text or (STATUS_DISPLAY[entry.status] if entry.status else "")
+    return entry.shown_status()
 
 
 # --- abort ----------------------------------------------------------------------------------------

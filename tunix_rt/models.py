@@ -15,15 +15,33 @@ from pydantic import BaseModel, ConfigDict, Field
 SCHEMA_VERSION: Literal[1] = 1
 
 Status = Literal["planned", "in-progress", "completed", "failed", "blocked", "skipped"]
+OPEN_STATUSES = ("in-progress", "planned")  # an entry in one of these keeps close from closing without --force
 STATUSES: tuple[str, ...] = ("planned", "in-progress", "completed", "failed", "blocked", "skipped")
 STATUS_DISPLAY: dict[str, str] = {
     "planned": "PLANNED",
     "in-progress": "IN PROGRESS",
     "completed": "✅ COMPLETED",
-    "failed": "FAILED",
+    "failed": "❌ FAILED",
     "blocked": "BLOCKED",
     "skipped": "SKIPPED",
 }
+
+
+
+def shown_status(status: Status | None, text: str, *, as_written: bool = False) -> str:
+    """The status as the log and the summary show it.
+
+    A failed item always reads `❌ FAILED`, whatever text came with it (`--status failed --status-text "timeout"`
+    would otherwise hide the failure from anyone scanning for it). `as_written` keeps an imported item's text:
+    the importer read it as failed because of what it says, and the record of hand-run history stays verbatim.
+    """
+    shown = text or (STATUS_DISPLAY[status] if status else "")
+    if status != "failed" or as_written:
+        return shown
+    if "FAILED" not in shown:
+        shown = f"FAILED — {shown}" if shown else "FAILED"
+    return shown if "❌" in shown else f"❌ {shown}"
+
 
 # The bold labels that the Markdown form of an entry reserves for its fields (lower case -> field).
 # The importer reads them as fields, so a free section may not be named like one.
@@ -98,6 +116,9 @@ class Entry(Model):
     agent_session_id: str | None = None
     tool_use_id: str | None = None
 
+    def shown_status(self) -> str:
+        return shown_status(self.status, self.status_text, as_written=self.source == "import")
+
     def labelled_tools(self) -> list[str]:
         """The tools as the log writes them, each with its note: `read_file (multiple)`."""
         notes = {n.index: n.text for n in self.notes if n.kind == "tool"}
@@ -121,6 +142,10 @@ class Checkpoint(Model):
     text: str = ""
     after_entry: int | None = None
     final: bool = False
+
+    def shown_status(self) -> str:
+        # Only the importer gives a checkpoint a text of its own (`log checkpoint --status` takes the enum).
+        return shown_status(self.status, self.status_text, as_written=bool(self.status_text))
 
 
 class Session(Model):

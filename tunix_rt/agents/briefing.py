@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from tunix_rt.models import Milestone
+from tunix_rt.models import OPEN_STATUSES, Milestone
 from tunix_rt.project import Project
 
 LIMIT = 10_000
@@ -53,7 +53,7 @@ def lines(project: Project, state: Milestone) -> list[str]:
         last_point = state.checkpoints[-1].title
     if last_point:
         out.append(f"Last checkpoint: {last_point}")
-    open_entries = [e for e in state.entries if e.status in ("in-progress", "planned")]
+    open_entries = [e for e in state.entries if e.status in OPEN_STATUSES]
     if open_entries:
         out.append(f"Open entries ({len(open_entries)}):")
         out += [f"- {e.label}: {e.title}" for e in open_entries[-OPEN_SHOWN:]]

@@ -13,7 +13,7 @@ from tunix_rt.closing.gates import Gates
 from tunix_rt.closing.runs import Row
 from tunix_rt.closing.text import FileRow, Totals
 from tunix_rt.ids import run_prefix
-from tunix_rt.models import STATUS_DISPLAY, ClosedInfo, MilestoneClosed
+from tunix_rt.models import OPEN_STATUSES, STATUS_DISPLAY, ClosedInfo, MilestoneClosed
 from tunix_rt.project import Project
 
 PLACEHOLDER_SUMMARY = "_No executive summary was given: pass `--summary TEXT|@file` or fill the plan's Objective._"
@@ -118,7 +118,7 @@ def closed_info(facts: Facts, report: CheckReport, options: Options, gates: Gate
         return facts.state.closed
     from tunix_rt.closing import record
 
-    open_entries = [e.number for e in facts.state.entries if e.status in ("in-progress", "planned")]
+    open_entries = [e.number for e in facts.state.entries if e.status in OPEN_STATUSES]
     running = any(r.status == "running" for r in facts.state.runs)
     return ClosedInfo(time=clock.stamp(), forced=bool(options.force and (open_entries or running)),
                       open_entries=open_entries, skipped_hooks=options.skip_hooks,

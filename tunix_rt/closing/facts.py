@@ -15,7 +15,7 @@ from tunix_rt.closing.runs import Comparison, Failure, Headline, RunFacts, Sampl
 from tunix_rt.closing.text import FileRow, items, read_doc, sections
 from tunix_rt.errors import TunixError
 from tunix_rt.ids import run_prefix
-from tunix_rt.models import STATUS_DISPLAY, Milestone
+from tunix_rt.models import Milestone
 from tunix_rt.project import Project
 from tunix_rt.redact import redact
 
@@ -231,10 +231,11 @@ def failures(state: Milestone, runs: list[RunFacts]) -> list[Failure]:
         lines: list[str] = []
         for section in entry.sections:
             if section.name in FAILED_SECTIONS:
-                lines += [f"{section.name}: {item}" for item in section.items]
+                # `**Error:** item`, as the view writes a one-item section, for every item.
+                lines += [f"**{section.name}:** {item}" for item in section.items]
                 if section.text:
-                    lines += [f"{section.name}: {line}" for line in _error_lines(section.text)]
-        status = entry.status_text or STATUS_DISPLAY[entry.status]
+                    lines += [f"**{section.name}:** {line}" for line in _error_lines(section.text)]
+        status = entry.shown_status()
         found.append(Failure(f"Entry {entry.label} — {entry.title or entry.purpose}", status, lines[:8]))
     for fact in runs:
         if fact.run.status in ("failed", "interrupted") and not any(fact.run.id in f.title for f in found):
