@@ -145,6 +145,26 @@ def test_a_rebase_and_a_cherry_pick_that_move_the_closing_commit_change_nothing(
     assert done.returncode == 0 and f"commit {picked[:12]}" in done.stdout, done.stdout + done.stderr
 
 
+def test_a_newer_template_leaves_the_committed_documents_verified_and_an_edit_still_fails(closed: Project) -> None:
+    # A later version of the tool renders the view and the summary differently: what the closing commit holds
+    # still verifies, and says so; a hand edit after that is still caught.
+    templates = closed.root / "templates"
+    templates.mkdir(exist_ok=True)
+    for name in ("toolcalls_entry.md.j2", "summary.md.j2"):
+        packaged = (Path(__file__).resolve().parents[1] / "templates" / name).read_text(encoding="utf-8")
+        (templates / name).write_text(packaged.replace("---", "- - -", 1) + "\nnewer\n", encoding="utf-8")
+    done = _verify(closed.root)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"{PHASE}/M44_toolcalls.md: the bytes of the closing commit" in done.stdout
+    assert f"{PHASE}/M44_summary.md: the bytes of the closing commit" in done.stdout
+    assert "this version of the tool renders it differently" in done.stdout
+    view = closed.root / f"{PHASE}/M44_toolcalls.md"
+    view.write_text(view.read_text(encoding="utf-8").replace("train", "trained"), encoding="utf-8")
+    done = _verify(closed.root)
+    assert done.returncode == 1
+    assert f"FAIL  {PHASE}/M44_toolcalls.md: differs from a fresh render of the ledger" in done.stdout
+
+
 def test_an_open_milestone_verifies_what_it_has(project: Project, run_cli) -> None:
     assert run_cli("start", "M44", "--title", "Open").code == 0
     milestones.add_entry(project, "M44", title="t", tools=["x"], purpose="p")

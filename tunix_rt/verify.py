@@ -80,7 +80,7 @@ def verify_milestone(project: Project, mid: str) -> MilestoneReport:
         report.checks.append(Check(mid, True, "hand-run history: its own log and documents are the record"))
         return report
     lay = layout(project, state)
-    report.checks.append(_view(project, state, lay.toolcalls))
+    report.checks.append(_view(project, repo, report.commit, state, lay.toolcalls))
     if report.commit is not None and state.closed is not None and state.closed.rendered_from is not None:
         report.checks += _rendered(project, repo, report.commit, state, data)
     elif report.commit is not None:
@@ -174,15 +174,26 @@ def _evidence(project: Project, state: Milestone) -> list[Check]:
     return checks
 
 
-def _view(project: Project, state: Milestone, rel: str) -> Check:
+# A newer version of the tool may render an old ledger differently (a template changed): a document that is
+# not a fresh render still holds when it is, byte for byte, what the closing commit recorded.
+_AS_COMMITTED = "the bytes of the closing commit {commit}; this version of the tool renders it differently"
+
+
+def _as_committed(repo: Any, commit: str | None, rel: str, shown: bytes) -> bool:
+    return commit is not None and vcs.blob_text(repo, commit, rel) == shown
+
+
+def _view(project: Project, repo: Any, commit: str | None, state: Milestone, rel: str) -> Check:
     try:
         shown = (project.root / rel).read_bytes()
     except OSError:
         return Check(rel, False, "missing")
     fresh = views.full_text(project, state).text.encode("utf-8")
-    if shown != fresh:
-        return Check(rel, False, "differs from a fresh render of the ledger")
-    return Check(rel, True, "a fresh render of the ledger, byte for byte")
+    if shown == fresh:
+        return Check(rel, True, "a fresh render of the ledger, byte for byte")
+    if _as_committed(repo, commit, rel, shown):
+        return Check(rel, True, _AS_COMMITTED.format(commit=(commit or "")[:12]))
+    return Check(rel, False, "differs from a fresh render of the ledger")
 
 
 def _rendered(project: Project, repo: Any, commit: str, state: Milestone, data: bytes) -> list[Check]:
@@ -206,16 +217,27 @@ def _rendered(project: Project, repo: Any, commit: str, state: Milestone, data: 
         except OSError:
             checks.append(Check(rel, False, "missing"))
             continue
-        same = shown == text.encode("utf-8")
-        checks.append(Check(rel, same, fresh if same else "differs from a fresh render of the ledger, the evidence "
-                                                          "and the close's record"))
+        if shown == text.encode("utf-8"):
+            checks.append(Check(rel, True, fresh))
+        elif _as_committed(repo, commit, rel, shown):
+            checks.append(Check(rel, True, _AS_COMMITTED.format(commit=commit[:12])))
+        else:
+            checks.append(Check(rel, False, "differs from a fresh render of the ledger, the evidence and the close's "
+                                            "record"))
     try:
         shown_doc = (project.root / lay.master).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError):
         shown_doc = None
     subject = f"{lay.master} ({state.id} block)"
-    same = masterdoc.existing_block(shown_doc, state.id) == masterdoc.existing_block(documents.master, state.id)
-    checks.append(Check(subject, same, fresh if same else "differs from a fresh render"))
+    shown_block = masterdoc.existing_block(shown_doc, state.id)
+    committed = vcs.blob_text(repo, commit, lay.master)
+    if shown_block == masterdoc.existing_block(documents.master, state.id):
+        checks.append(Check(subject, True, fresh))
+    elif committed is not None and shown_block is not None and \
+            shown_block == masterdoc.existing_block(committed.decode("utf-8", "replace"), state.id):
+        checks.append(Check(subject, True, _AS_COMMITTED.format(commit=commit[:12])))
+    else:
+        checks.append(Check(subject, False, "differs from a fresh render"))
     return checks
 
 
