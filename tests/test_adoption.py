@@ -7,11 +7,12 @@ import shutil
 from pathlib import Path
 
 import pytest
-from _support import CORPUS, MILESTONES, HandRun, git, hand_run_repo
+from _support import MILESTONES, HandRun, git, hand_run_repo
 
 from tunix_rt import config, masterdoc, milestones
 from tunix_rt.models import Run
 from tunix_rt.project import Project
+from conftest import CORPUS, NEEDS_SHARED
 
 
 @pytest.fixture(scope="module")
@@ -305,7 +306,7 @@ def test_masterdoc_paragraph_blocks_and_documents_with_no_block() -> None:
     )
 
 
-@pytest.mark.skipif(not (CORPUS / "master-doc.md").is_file(), reason="the shared corpus is not beside this checkout")
+@pytest.mark.skipif(not (CORPUS / "master-doc.md").is_file(), reason=NEEDS_SHARED)
 def test_masterdoc_format_of_the_real_master_doc() -> None:
     fmt = masterdoc.detect_format((CORPUS / "master-doc.md").read_text(encoding="utf-8"))
     assert (fmt.bullets, fmt.colon_inside, fmt.title_tail, fmt.insert_before, fmt.status_field) == (
@@ -322,7 +323,7 @@ def test_masterdoc_format_of_the_real_master_doc() -> None:
 CORPUS_LOGS = sorted(CORPUS.glob("M4*_toolcalls.md")) if CORPUS.is_dir() else []
 
 
-@pytest.mark.skipif(not CORPUS_LOGS, reason="the shared corpus (../shared/corpus) is not beside this checkout")
+@pytest.mark.skipif(not CORPUS_LOGS, reason=NEEDS_SHARED)
 def test_corpus_logs_adopt_as_closed_history_linked_to_their_closing_commits(hand, run_cli) -> None:
     closing = {}
     for path in CORPUS_LOGS:

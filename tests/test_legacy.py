@@ -11,9 +11,10 @@ from tunix_rt import legacy
 from tunix_rt.errors import TunixError
 from tunix_rt.models import Block, Checkpoint, Entry, Section, Session
 
+from conftest import CORPUS, NEEDS_SHARED
+
 LEGACY = Path(__file__).resolve().parent / "data" / "legacy"
-CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "tunix-rt"
-needs_corpus = pytest.mark.skipif(not CORPUS.exists(), reason="the shared corpus is not beside this checkout")
+needs_corpus = pytest.mark.skipif(not CORPUS.exists(), reason=NEEDS_SHARED)
 
 
 def parse_fixture(name: str) -> legacy.ParsedLog:

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from tunix_rt import masterdoc
+from conftest import NEEDS_SHARED
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "tunix-rt" / "master-doc.md"
 BLOCK = "**M51 Enhancements:** Closing by tool:\n- **Result**: final loss 0.5\n- **Files changed**: 3 files changed"
@@ -59,7 +60,7 @@ def test_init_placeholder_and_missing_doc() -> None:
     assert no_status.startswith("# demo\n\n**Milestone M02 Complete** ✅\n\nIntro.\n")
 
 
-@pytest.mark.skipif(not CORPUS.is_file(), reason="the shared corpus is not present")
+@pytest.mark.skipif(not CORPUS.is_file(), reason=NEEDS_SHARED)
 def test_real_master_doc_gets_plus_block_lines_only() -> None:
     text = CORPUS.read_text(encoding="utf-8")
     out = masterdoc.update(text, "M51", BLOCK, heading="## Database Schema")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import CORPUS, DATA
+from conftest import CORPUS, DATA, NEEDS_SHARED
 from tunix_rt import evidence, milestones, scoring
 from tunix_rt.project import Project
 
@@ -79,7 +79,7 @@ def test_predictions_that_match_nothing_are_refused(project: Project, run_cli, t
     assert not (project.root / "submission_runs/m44_v1").exists()
 
 
-@pytest.mark.skipif(not (CORPUS / "m43_predictions.jsonl").is_file(), reason="needs ../shared/corpus (not in a clone)")
+@pytest.mark.skipif(not (CORPUS / "m43_predictions.jsonl").is_file(), reason=NEEDS_SHARED)
 def test_the_corpus_predictions_that_were_never_scored(project: Project, run_cli) -> None:
     milestones.start(project, "M43", "Score M43 at last", phase=4)
     out = run_cli("eval", "score", str(CORPUS / "m43_predictions.jsonl"), "--eval-set", str(CORPUS / "eval_v2.jsonl"))

@@ -13,9 +13,9 @@ from tunix_rt_torch_sft import evaluate as E
 from tunix_rt_torch_sft import hub
 
 from tunix_rt.errors import TunixError
+from conftest import CORPUS, NEEDS_SHARED
 
 RUNS = Path(__file__).resolve().parent / "data" / "runs"
-CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "tunix-rt"
 
 
 # --- config -------------------------------------------------------------------------------------
@@ -33,7 +33,7 @@ def test_real_project_keys_are_accepted():
     assert config.training.optimizer == "adafactor" and config.model.revision == "main"
 
 
-@pytest.mark.skipif(not CORPUS.is_dir(), reason="shared corpus not present")
+@pytest.mark.skipif(not CORPUS.is_dir(), reason=NEEDS_SHARED)
 def test_real_project_config_file_is_accepted():
     import yaml
 

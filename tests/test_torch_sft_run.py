@@ -17,8 +17,8 @@ import pytest
 from _runs_support import start_milestone
 
 from tunix_rt import evidence, ledger
+from conftest import CORPUS, NEEDS_SHARED
 
-CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "tunix-rt"
 MILESTONE = Path(sys.executable).with_name("milestone")
 TORCHRUN = Path(sys.executable).with_name("torchrun")
 
@@ -179,7 +179,7 @@ def test_sigterm_marks_the_run_interrupted_and_keeps_evidence(project):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not CORPUS.is_dir(), reason="shared corpus not present")
+@pytest.mark.skipif(not CORPUS.is_dir(), reason=NEEDS_SHARED)
 def test_real_corpus_data(project, run_cli):
     root = project.root
     start_milestone(root)
