@@ -8,6 +8,7 @@ tiny GPT-2 built from a config and the data ships inside the package.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -74,13 +75,29 @@ def step(title: str) -> None:
     print(f"\n== {title}", flush=True)
 
 
+PROGRESS = re.compile(r"^step \d+/\d+ ")
+
+
+def shown(stdout: str, stderr: str) -> list[str]:
+    """What a step prints, for reading: a run keeps its header (model, data, plan) and its end (final loss,
+    eval scores, the result block) with its per-step progress lines folded into one; other output keeps its
+    last 25 lines."""
+    log, result = stderr.rstrip().splitlines(), stdout.rstrip().splitlines()
+    steps = [i for i, line in enumerate(log) if PROGRESS.match(line)]
+    if steps:
+        folded = f"... {len(steps)} progress lines (all of them are in the run's training_log.txt) ..."
+        return log[:steps[0]] + [folded] + log[steps[-1] + 1:] + result
+    lines = result + log
+    return ([f"... {len(lines) - 25} earlier lines ..."] if len(lines) > 25 else []) + lines[-25:]
+
+
 def sh(*args: str, check: bool = True) -> subprocess.CompletedProcess:
     print("$ " + " ".join(args if args[0] != MILESTONE[0] else ("milestone", *args[1:])), flush=True)
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
     done = subprocess.run(args, cwd=PROJECT, env=env, text=True, capture_output=True)
-    out = (done.stdout + done.stderr).rstrip()
+    out = shown(done.stdout, done.stderr)
     if out:
-        print("\n".join("  " + line for line in out.splitlines()[-25:]), flush=True)
+        print("\n".join("  " + line for line in out), flush=True)
     if check and done.returncode != 0:
         sys.exit(f"demo step failed with exit code {done.returncode}")
     return done

@@ -20,3 +20,14 @@ def test_the_demo_closes_with_a_summary_that_fits_in_200_lines() -> None:
     assert len(summary.splitlines()) <= 200
     assert re.findall(r"^## (.+)$", summary, re.M)[:2] == ["Result", "What Was Tried and Failed"]
     assert "**Headline:** final loss " in summary and "eval normalised " in summary
+    # Each run shows its header and its result block, the per-step progress folded into one line.
+    out = done.stdout
+    train = out[out.index("$ milestone run train"):out.index("$ milestone run eval")]
+    for header in ("  model gpt2: ", "  data: ", "  training: "):
+        assert header in train
+    assert re.search(r"^  \.\.\. \d+ progress lines \(all of them are in the run's training_log\.txt\) \.\.\.$",
+                     train, re.M)
+    assert not re.search(r"^  step \d+/\d+ ", out, re.M)
+    assert re.search(r"^  run m01_v1 completed: submission_runs/m01_v1/$", train, re.M)
+    evaluation = out[out.index("$ milestone run eval"):out.index("$ milestone verify")]
+    assert re.search(r"^  run m01_v2 completed: ", evaluation, re.M) and "  eval: exact " in evaluation
