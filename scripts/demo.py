@@ -87,7 +87,7 @@ def shown(stdout: str, stderr: str) -> list[str]:
     if steps:
         folded = f"... {len(steps)} progress lines (all of them are in the run's training_log.txt) ..."
         return log[:steps[0]] + [folded] + log[steps[-1] + 1:] + result
-    lines = result + log
+    lines = log + result
     return ([f"... {len(lines) - 25} earlier lines ..."] if len(lines) > 25 else []) + lines[-25:]
 
 
