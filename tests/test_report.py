@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -11,10 +12,13 @@ import pytest
 from _close_support import git
 from _report_support import HOSTILE, copy_project, new_report_project
 
-from tunix_rt import evidence, report
+from tunix_rt import evidence, milestones, report
 from tunix_rt.errors import TunixError
 from tunix_rt.project import Project
 from tunix_rt.report._gather import gather
+
+
+GOLDEN = Path(__file__).resolve().parent / "data" / "golden" / "report"
 
 
 @pytest.fixture(scope="module")
@@ -95,6 +99,23 @@ def test_milestone_page_has_chart_tables_samples_and_log(site_dir: Path) -> None
     assert "Write the trainer" in text  # the rendered tool-calls log
     history = text_of((site_dir / "M11.html").read_text(encoding="utf-8"))
     assert "No runs recorded." in history and "Observer AUC 0.91" in history
+
+
+@pytest.mark.parametrize("name", ["index.html", "M12.html", "M13.html"])
+def test_golden_pages(built: Project, site_dir: Path, name: str) -> None:
+    """The templates' output, byte for byte, with what varies between machines replaced by markers: the charts
+    (matplotlib's SVG changes with its version; `test_same_ledger_same_bytes` holds them) and the closing commit.
+    Regenerate with `UPDATE_GOLDEN=1 pytest tests/test_report.py` and review the diff."""
+    commit = milestones.show(built, "M12").commit
+    assert commit is not None
+    text = re.sub(r"<svg.*?</svg>", "<svg><!-- chart --></svg>", (site_dir / name).read_text(encoding="utf-8"),
+                  flags=re.S).replace(commit[:12], "<COMMIT>")
+    path = GOLDEN / name
+    if os.environ.get("UPDATE_GOLDEN"):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    assert path.is_file(), f"missing golden file {path}: run with UPDATE_GOLDEN=1"
+    assert text == path.read_text(encoding="utf-8"), f"{name} differs from its golden file"
 
 
 # --- untrusted text stays text ----------------------------------------------------------------------------------
