@@ -161,6 +161,17 @@ def test_changed_evidence_shows_the_verify_failure(fresh: Project) -> None:
     assert "✘ 1 problem(s) changed: submission_runs/m12_v1/training_log.txt" in page
 
 
+def test_a_broken_ledger_is_a_row_that_says_so_and_a_missing_view_is_rendered(fresh: Project) -> None:
+    with fresh.ledger("M12").open("a", encoding="utf-8") as handle:
+        handle.write("not json\n")
+    fresh.doc_path("M13", "toolcalls").unlink()
+    out = report.build(fresh).out
+    index = text_of((out / "index.html").read_text(encoding="utf-8"))
+    assert "M12 5 unreadable" in index and "M13 Hostile text" in index
+    assert "The ledger could not be read:" in text_of((out / "M12.html").read_text(encoding="utf-8"))
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in (out / "M13.html").read_text(encoding="utf-8")
+
+
 def test_a_failed_build_leaves_the_previous_report_and_no_debris(fresh: Project) -> None:
     out = report.build(fresh).out
     before = {p.name: p.read_bytes() for p in out.iterdir()}

@@ -132,7 +132,8 @@ def _milestone(project: Project, mid: str, ledger_path: Path) -> MilestoneView:
     try:
         state = milestones.show(project, mid)
     except TunixError as exc:
-        return _unreadable(mid, str(exc))
+        phase = next((number for number, folder in project.phase_dirs() if folder == ledger_path.parent), 0)
+        return _unreadable(mid, phase, str(exc))
     summary_dir = ledger_path.parent
     facts = [read_run(project, run, summary_dir) for run in state.runs]
     head = headline(state, facts)
@@ -165,9 +166,9 @@ def _milestone(project: Project, mid: str, ledger_path: Path) -> MilestoneView:
     )
 
 
-def _unreadable(mid: str, problem: str) -> MilestoneView:
+def _unreadable(mid: str, phase: int, problem: str) -> MilestoneView:
     return MilestoneView(
-        id=mid, title="", phase=0, status="unreadable", history=False, started="", closed=None, commit=None,
+        id=mid, title="", phase=phase, status="unreadable", history=False, started="", closed=None, commit=None,
         entries_done=0, entries_total=0, runs=[], thresholds=[], final_loss=None, final_loss_run=None,
         primary_metric=None, primary_score=None, primary_label=None, primary_run=None, curves=[], samples=[],
         samples_run=None, toolcalls="", problem=problem,
