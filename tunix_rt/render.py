@@ -287,18 +287,23 @@ def default_templates_dir() -> Path:
 
 
 def environment(
-    project_templates: Path | None = None, cache_dir: Path | None = None, *, timeout_s: float = DEFAULT_TIMEOUT_S
+    project_templates: Path | None = None,
+    cache_dir: Path | None = None,
+    *,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+    html: bool = False,
 ) -> ImmutableSandboxedEnvironment:
     """The environment for a project; `cache_dir` keeps compiled templates between processes (keyed
     by each source's checksum): compiling the tool-calls templates would otherwise be a sixth of a
-    `log entry` call. `timeout_s` bounds each render."""
+    `log entry` call. `timeout_s` bounds each render. `html` switches autoescaping on (the report's
+    pages): a value reaches the page as text unless the caller made it `markupsafe.Markup`."""
     if project_templates is not None and not project_templates.is_dir():
         project_templates = None  # keyed on existence too: a folder created later is picked up
-    return _environment(project_templates, cache_dir, float(timeout_s))
+    return _environment(project_templates, cache_dir, float(timeout_s), html)
 
 
 @lru_cache(maxsize=8)
-def _environment(project_templates: Path | None, cache_dir: Path | None, timeout_s: float) -> _Policy:
+def _environment(project_templates: Path | None, cache_dir: Path | None, timeout_s: float, html: bool) -> _Policy:
     loaders: list[jinja2.BaseLoader] = []
     if project_templates is not None:
         loaders.append(jinja2.FileSystemLoader(str(project_templates), encoding="utf-8"))
@@ -309,7 +314,7 @@ def _environment(project_templates: Path | None, cache_dir: Path | None, timeout
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
-        autoescape=False,
+        autoescape=html,
         bytecode_cache=_bytecode_cache(cache_dir),
     )
     env.render_timeout_s = timeout_s
