@@ -283,6 +283,17 @@ def _files(run_dir: Path) -> list[Path]:
     )
 
 
+def tracked_files(project, run_dir: Path) -> list[Path]:
+    """The files of a run folder that git would commit, `artifacts.json` included: the evidence without its
+    weights (what an export sends elsewhere; ignored files stay as private as they are in git)."""
+    from tunix_rt import vcs
+
+    paths = [*_files(run_dir), *([run_dir / ARTIFACTS] if (run_dir / ARTIFACTS).is_file() else [])]
+    ignored = vcs.ignored_paths(vcs.open_repo(project.root), [project.relative(p) for p in paths])
+    kept = [p for p in paths if project.relative(p) not in ignored]
+    return sorted(kept, key=lambda p: p.relative_to(run_dir).as_posix())
+
+
 def write_artifacts(project, run_id: str, run_dir: Path) -> Artifacts:
     """Hashes every file of the run folder and records whether git would track it."""
     from tunix_rt import vcs
