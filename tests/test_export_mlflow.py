@@ -254,6 +254,21 @@ def test_a_run_added_after_an_export_is_created_and_the_others_updated(m44: Proj
     assert len(client.get_metric_history(before["m44_v1"], "loss")) == 10
 
 
+def test_a_run_without_finished_evidence_is_skipped_by_name(m44: Project, client, server, run_cli) -> None:
+    (m44.runs_dir / "m44_v2" / "artifacts.json").unlink()  # what a run killed before its end leaves
+    out = _export(run_cli, server, "skipped")
+    assert out.out.splitlines()[1] == "skipped m44_v2: no artifacts.json in submission_runs/m44_v2 (unfinished)"
+    assert sorted(_runs(client, "skipped")) == ["m44_v1"]
+
+
+def test_an_unreachable_server_is_exit_1_in_one_line(m44: Project, client, run_cli,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")  # MLflow retries for minutes by default
+    out = run_cli("export", "mlflow", "--tracking-uri", f"http://127.0.0.1:{_free_port()}")
+    assert out.code == 1, out
+    assert len(out.err.strip().splitlines()) == 1 and "(0 of 2 run(s) exported)" in out.err
+
+
 def test_without_mlflow_installed_the_error_names_the_install(m44: Project, run_cli, server,
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "mlflow", None)

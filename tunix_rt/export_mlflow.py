@@ -18,7 +18,7 @@ import json
 import math
 import os
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -26,7 +26,6 @@ import yaml
 
 from tunix_rt import evidence, milestones
 from tunix_rt.errors import MissingDependency, TunixError, WorkFailed
-from tunix_rt.ids import canonical_milestone
 from tunix_rt.models import Run
 from tunix_rt.project import Project
 
@@ -126,15 +125,16 @@ def export(
     found = runs_in_scope(project, None if all_milestones else project.resolve_milestone(milestone))
     read = [read_run(project, mid, run) for mid, run in found]
     name = experiment or project.root.name
+    done: list[Exported] = []
     try:
         experiment_id = _experiment_id(client, name)
-        result = ExportResult(tracking_uri=uri, experiment=name, experiment_id=experiment_id)
         for item in read:
-            result.runs.append(item if isinstance(item, Exported) else sync_run(client, experiment_id, item))
+            done.append(item if isinstance(item, Exported) else sync_run(client, experiment_id, item))
     except _mlflow_error() as exc:
+        # The runs synced before the failure stay synced: exporting again finishes the job without duplicates.
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise WorkFailed(f"MLflow at {uri}: {first}") from exc
-    return result
+        raise WorkFailed(f"MLflow at {uri}: {first} ({len(done)} of {len(read)} run(s) exported)") from exc
+    return ExportResult(tracking_uri=uri, experiment=name, experiment_id=experiment_id, runs=done)
 
 
 def resolve_tracking_uri(given: str | None) -> str:
@@ -146,7 +146,7 @@ def resolve_tracking_uri(given: str | None) -> str:
 
 def runs_in_scope(project: Project, milestone: str | None) -> list[tuple[str, Run]]:
     """(milestone id, run) for one milestone's runs, or every milestone's when `milestone` is None."""
-    states = [milestones.load(project, canonical_milestone(milestone))] if milestone else milestones.list_all(project)
+    states = [milestones.load(project, milestone)] if milestone else milestones.list_all(project)
     return [(state.id, run) for state in states for run in state.runs]
 
 
@@ -163,7 +163,7 @@ def read_run(project: Project, milestone: str, run: Run) -> RunRecord | Exported
         return Exported(run.id, milestone, "skipped", reason=f"no {evidence.ARTIFACTS} in {run.path} (unfinished)")
     manifest = _manifest(folder)
     summary = evidence.read_eval_summary(folder / evidence.EVAL_SUMMARY)
-    start_ms = _ms(manifest.started if manifest else run.started)
+    start_ms = _ms(manifest.started if manifest else None) or _ms(run.started) or 0
     ended = manifest.ended if manifest else run.ended
     status = manifest.status if manifest else run.status
     return RunRecord(
@@ -174,7 +174,7 @@ def read_run(project: Project, milestone: str, run: Run) -> RunRecord | Exported
         tags=_tags(folder, milestone, run, manifest, summary),
         files=[ArtifactFile(p, _parent(p, folder)) for p in evidence.tracked_files(project, folder)],
         start_ms=start_ms,
-        end_ms=_ms(ended) if ended else None,
+        end_ms=_ms(ended),
         status=_STATUS.get(status),
     )
 
@@ -187,8 +187,13 @@ def _manifest(folder: Path) -> evidence.Manifest | None:
         return None
 
 
-def _ms(stamp: str) -> int:
-    return int(datetime.fromisoformat(stamp).timestamp() * 1000)
+def _ms(stamp: str | None) -> int | None:
+    """Milliseconds since the epoch (MLflow's clock) of a stored UTC time; None when absent or not a time."""
+    try:
+        moment = datetime.fromisoformat(stamp or "")
+    except ValueError:
+        return None
+    return int((moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).timestamp() * 1000)
 
 
 def _parent(path: Path, folder: Path) -> str | None:
