@@ -5,9 +5,10 @@ from typing import Annotated, Optional
 
 import typer
 
-from tunix_rt.cli_options import JsonOpt, MilestoneOpt, print_json
+from tunix_rt.cli_options import JsonOpt, MilestoneOpt, print_json, require_subcommand
 
-export_app = typer.Typer(help="Send evidence runs to an experiment tracker.", no_args_is_help=True)
+export_app = typer.Typer(help="Send evidence runs to an experiment tracker.", invoke_without_command=True,
+                         callback=require_subcommand)
 
 
 @export_app.command("mlflow")
