@@ -15,7 +15,9 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+import mlflow  # the dev extra installs it: a missing install fails here rather than skipping the module
 import pytest
+from mlflow.tracking import MlflowClient
 
 from _close_support import git, make_run
 
@@ -23,9 +25,6 @@ from tunix_rt import evidence
 from tunix_rt.project import Project
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("mlflow")]
-
-mlflow = pytest.importorskip("mlflow")
-from mlflow.tracking import MlflowClient  # noqa: E402
 
 QUIET = {"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"}  # no machine here reaches the internet
 
