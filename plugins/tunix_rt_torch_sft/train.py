@@ -374,10 +374,8 @@ def save_model(
         if main:
             prefix = "model."  # TargetLoss holds the model as `.model`
             state = {k[len(prefix) :]: v for k, v in full.items() if k.startswith(prefix)}
-            for alias in getattr(modeling.hf_model(model), "all_tied_weights_keys", None) or {}:
-                state.pop(
-                    alias, None
-                )  # a tied weight (lm_head = embeddings) is stored once, as from_pretrained expects
+            for alias in modeling.tied_aliases(model):
+                state.pop(alias, None)  # a tied weight (lm_head = embeddings) is stored once
             modeling.save_pretrained(model, tokenizer, folder, state)
         return
     if main:
