@@ -39,6 +39,7 @@ def _weights(folder: Path) -> dict:
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("torchrun")  # one worker: both rendezvous on torchrun's default port
 def test_fsdp_on_two_cpu_processes_trains_and_saves_one_full_model(project):
     import torch
     from transformers import AutoModelForCausalLM
