@@ -34,8 +34,8 @@ class Evidence:
     run_id: str
     milestone: str
     run_dir: str  # relative to the repository
-    datasets: list[dict[str, Any]]  # role, path (relative), sha256, records
-    model: dict[str, Any]  # the manifest's model fact, paths relative
+    datasets: list[evidence.DatasetRef]  # the manifest's dataset facts, paths relative
+    model: evidence.ModelRef
     final: evidence.FinalMetrics
     summary: evidence.EvalSummary | None
 
@@ -55,8 +55,9 @@ def collect(ctx: RunContext, facts: dict[str, Any]) -> Evidence:
     summary_path = ctx.run_dir / evidence.EVAL_SUMMARY
     summary = (evidence.EvalSummary.model_validate_json(summary_path.read_bytes()) if summary_path.is_file()
                else None)
-    datasets = [{**d, "path": ctx.relative(Path(d["path"]))} for d in facts["datasets"]]
-    model = {k: ctx.relative(Path(v)) if k == "local_path" else v for k, v in facts["model"].items()}
+    datasets = [evidence.DatasetRef(**{**d, "path": ctx.relative(Path(d["path"]))}) for d in facts["datasets"]]
+    model = evidence.ModelRef(**{k: ctx.relative(Path(v)) if k == "local_path" else v
+                                 for k, v in facts["model"].items()})
     return Evidence(ctx.run_id, ctx.milestone, ctx.relative(ctx.run_dir), datasets, model, final, summary)
 
 
@@ -78,10 +79,10 @@ def eval_results(found: Evidence) -> list[Any]:
             results.append(EvalResult(task_type=TASK, dataset_type=DATASET_TYPE, dataset_name=eval_set.path,
                                       dataset_split="test", dataset_revision=eval_set.sha256, metric_type=name,
                                       metric_value=rate, metric_name=f"{label}, {totals.n} items"))
-    train = next((d for d in found.datasets if d["role"] == "train"), None)
+    train = next((d for d in found.datasets if d.role == "train"), None)
     if found.final.eval_loss is not None and train is not None:
-        results.append(EvalResult(task_type=TASK, dataset_type=DATASET_TYPE, dataset_name=train["path"],
-                                  dataset_split=HELDOUT_SPLIT, dataset_revision=train["sha256"], metric_type="loss",
+        results.append(EvalResult(task_type=TASK, dataset_type=DATASET_TYPE, dataset_name=train.path,
+                                  dataset_split=HELDOUT_SPLIT, dataset_revision=train.sha256, metric_type="loss",
                                   metric_value=found.final.eval_loss,
                                   metric_name="held-out loss (mean cross-entropy per target token)"))
     return results
@@ -116,10 +117,10 @@ def card_data(found: Evidence, config: Any) -> Any:
     lora = config.training.lora is not None
     extra: dict[str, Any] = {}
     if config.model.tiny is not None:
-        base = found.model.get("local_path") if lora else None  # an adapter needs its (random-init) base folder
+        base = found.model.local_path if lora else None  # an adapter needs its (random-init) base folder
         extra["tiny_model"] = {**config.model.tiny.model_dump(mode="json"), "init": "random"}
     else:
-        base = found.model.get("id") or found.model.get("local_path")
+        base = found.model.id or found.model.local_path
     results = eval_results(found)
     return ModelCardData(
         base_model=base,
@@ -184,7 +185,7 @@ def body(found: Evidence, config: Any, ctx: RunContext) -> str:
         origin = (f"a tiny random-init {spec.arch} ({layers}, hidden size {spec.n_embd}, {spec.n_head} heads, "
                   f"vocabulary {spec.vocab_size}) with a byte-level BPE tokenizer trained on the training text")
     else:
-        origin = f"the base model `{found.model.get('id') or found.model.get('local_path')}`"
+        origin = f"the base model `{found.model.id or found.model.local_path}`"
     what = "LoRA adapters (peft) on" if lora else "a fine-tune of"
     lines = [
         f"# {found.run_id}",
@@ -202,7 +203,7 @@ def body(found: Evidence, config: Any, ctx: RunContext) -> str:
         "## Training data",
         "",
         *_table(("role", "path", "records", "sha256"),
-                [(d["role"], f"`{d['path']}`", str(d["records"]), f"`{d['sha256']}`") for d in found.datasets]),
+                [(d.role, f"`{d.path}`", str(d.records), f"`{d.sha256}`") for d in found.datasets]),
         "",
         "## Training config",
         "",
