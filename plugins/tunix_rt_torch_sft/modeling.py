@@ -2,7 +2,7 @@
 
 Loading and saving both go through transformers' `from_pretrained`/`save_pretrained` (and peft's for
 adapters), so a model written by a run loads back with the same calls a user would type. The two places where
-transformers 4.x (>= 4.50) and 5.x differ for this module are the compat section at the end.
+transformers 4.x (>= 4.54) and 5.x differ for this module are the compat section at the end.
 """
 
 from __future__ import annotations
@@ -69,7 +69,10 @@ def parallelize(module: Any, runtime: Any, strategy: str) -> Any:
         ids = [runtime.local_rank] if runtime.device == "cuda" else None
         # LoRA freezes most weights: DDP must not wait for gradients that never come.
         return torch.nn.parallel.DistributedDataParallel(module, device_ids=ids, find_unused_parameters=False)
-    from torch.distributed.fsdp import fully_shard
+    try:
+        from torch.distributed.fsdp import fully_shard
+    except ImportError:  # torch 2.4-2.5 ship FSDP2 under its pre-release name
+        from torch.distributed._composable.fsdp import fully_shard  # type: ignore[no-redef]
 
     for block in decoder_blocks(module):
         fully_shard(block)
