@@ -132,6 +132,7 @@ def test_bundled_train_then_eval_verify_and_tamper(project, run_cli):
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("torchrun")  # one worker: both rendezvous on torchrun's default port
 def test_torchrun_two_cpu_processes_make_one_evidence_folder(project):
     root = project.root
     start_milestone(root)

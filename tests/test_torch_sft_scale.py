@@ -39,6 +39,7 @@ def _weights(folder: Path) -> dict:
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("torchrun")  # one worker: both rendezvous on torchrun's default port
 def test_fsdp_on_two_cpu_processes_trains_and_saves_one_full_model(project):
     import torch
     from transformers import AutoModelForCausalLM
@@ -83,6 +84,8 @@ def test_lora_adapter_is_saved_reloadable_and_evaluable(project, run_cli):
     saved = _weights(adapter)
     assert saved and all("lora_" in k for k in saved)  # the adapter alone, not the base weights
     assert any(float(v.abs().sum()) > 0 for k, v in saved.items() if "lora_B" in k)  # B starts at zero: trained
+    card = (adapter / "README.md").read_text(encoding="utf-8")  # the model card names the adapter's library and base
+    assert "\nlibrary_name: peft\n" in card and "\nbase_model: submission_runs/m44_v1/init_model\n" in card
     model = AutoPeftModelForCausalLM.from_pretrained(adapter)
     loaded = [v for k, v in model.state_dict().items() if "lora_" in k]
     assert sorted(float(v.double().sum()) for v in loaded) == sorted(float(v.double().sum()) for v in saved.values())

@@ -34,7 +34,10 @@ def generate(
     model.eval()
     for start in range(0, len(order), batch_size):
         chunk = order[start : start + batch_size]
-        enc = tokenizer([prompts[i] for i in chunk], return_tensors="pt", padding=True, add_special_tokens=True)
+        # No token_type_ids: a fast tokenizer loaded by transformers 4.x returns them, and generate() on a model
+        # whose forward has no such argument (llama) refuses them.
+        enc = tokenizer([prompts[i] for i in chunk], return_tensors="pt", padding=True, add_special_tokens=True,
+                        return_token_type_ids=False)
         enc = {k: v.to(device) for k, v in enc.items()}
         with torch.no_grad(), autocast():
             out = model.generate(

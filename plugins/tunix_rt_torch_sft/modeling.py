@@ -1,7 +1,8 @@
 """Models in and out: load a causal LM and its tokenizer, add LoRA adapters, wrap for DDP/FSDP, save_pretrained.
 
 Loading and saving both go through transformers' `from_pretrained`/`save_pretrained` (and peft's for
-adapters), so a model written by a run loads back with the same calls a user would type.
+adapters), so a model written by a run loads back with the same calls a user would type. The two places where
+transformers 4.x (>= 4.54) and 5.x differ for this module are the compat section at the end.
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ def load_model(model_dir: str, revision: str | None, attn_implementation: str, d
     if attn_implementation == "flash_attention_2" and not torch.cuda.is_available():
         raise TunixError("config: 'model.attn_implementation' flash_attention_2 needs a CUDA device")
     model = AutoModelForCausalLM.from_pretrained(
-        model_dir, revision=revision, token=hub.token(), dtype=torch.float32, attn_implementation=attn_implementation
+        model_dir, revision=revision, token=hub.token(), attn_implementation=attn_implementation,
+        **dtype_kwarg(torch.float32),
     )
     # Needed for exact padding-free batches with sdpa, and saves memory while training.
     model.config.use_cache = False
@@ -67,7 +69,10 @@ def parallelize(module: Any, runtime: Any, strategy: str) -> Any:
         ids = [runtime.local_rank] if runtime.device == "cuda" else None
         # LoRA freezes most weights: DDP must not wait for gradients that never come.
         return torch.nn.parallel.DistributedDataParallel(module, device_ids=ids, find_unused_parameters=False)
-    from torch.distributed.fsdp import fully_shard
+    try:
+        from torch.distributed.fsdp import fully_shard
+    except ImportError:  # torch 2.4-2.5 ship FSDP2 under its pre-release name
+        from torch.distributed._composable.fsdp import fully_shard  # type: ignore[no-redef]
 
     for block in decoder_blocks(module):
         fully_shard(block)
@@ -98,3 +103,33 @@ def save_pretrained(model: Any, tokenizer: Any, folder: Path, state_dict: dict[s
             raw = path.read_bytes()
             if raw and not raw.endswith(b"\n"):
                 path.write_bytes(raw.replace(b"\r\n", b"\n") + b"\n")
+
+
+# --- transformers 4.x / 5.x -----------------------------------------------------------------------------------
+# Where the two majors differ for this plugin (tested: 4.57 by `make test-tf4`, 5.x by `make test`):
+# - from_pretrained's dtype argument is `dtype` from 4.56 on and `torch_dtype` before (deprecated since, a warning on
+#   5.x), and the default differs (4.x float32, 5.x "auto"), so the dtype is always passed, under the right name;
+# - the tied weights of a model: 5.x lists the ties in effect as `all_tied_weights_keys` ({alias: source}); 4.x
+#   only has the class attribute `_tied_weights_keys` (aliases that can be tied), in effect when the config ties
+#   the word embeddings.
+
+
+def dtype_kwarg(dtype: Any) -> dict[str, Any]:
+    """The from_pretrained keyword that sets the dtype on this transformers version."""
+    import transformers
+    from packaging.version import Version
+
+    return {"dtype" if Version(transformers.__version__) >= Version("4.56") else "torch_dtype": dtype}
+
+
+def tied_aliases(model: Any) -> list[str]:
+    """State-dict keys that alias another weight (lm_head.weight tied to the embeddings): saved once, as
+    from_pretrained expects, when a state dict is gathered by hand (FSDP)."""
+    inner = hf_model(model)
+    ties = getattr(inner, "all_tied_weights_keys", None)
+    if ties is not None:
+        return list(ties)
+    config = inner.config.get_text_config() if hasattr(inner.config, "get_text_config") else inner.config
+    if not getattr(config, "tie_word_embeddings", False):
+        return []
+    return list(getattr(inner, "_tied_weights_keys", None) or [])

@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
+from tunix_rt.errors import MissingDependency
 from tunix_rt.plugins import Kind, Prepared, RunContext, RunResult
 from tunix_rt_torch_sft import __version__
 from tunix_rt_torch_sft.config import SFTConfig, validate
+
+
+REQUIRED = ("torch", "transformers")  # tokenizers and safetensors come with transformers; peft is checked for LoRA
+
+
+def _findable(package: str) -> bool:
+    try:
+        return find_spec(package) is not None
+    except (ImportError, ValueError):  # a finder that refuses the name: not importable either
+        return False
 
 
 class TorchSFTPlugin:
@@ -16,6 +28,13 @@ class TorchSFTPlugin:
     name = "torch-sft"
     version = __version__
     capabilities = ("train", "eval")
+
+    def __init__(self) -> None:
+        # Found, not imported (importing torch costs a second): a core-only install lists this plugin with the
+        # exact `pip install` instead of failing later inside a run.
+        for package in REQUIRED:
+            if not _findable(package):
+                raise MissingDependency(package)
 
     def config_schema(self) -> dict[str, Any]:
         return SFTConfig.model_json_schema()

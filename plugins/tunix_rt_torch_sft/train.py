@@ -1,5 +1,5 @@
 """The SFT loop, top to bottom: runtime, model, batches, optimizer, the loop, the final line, the saved model,
-scored eval.
+scored eval, the model card.
 
 A plain loop (no Trainer). Each random micro-batch is packed into rows of at most `max_seq_length`
 (or padded, or flattened, as configured); the loss is summed over completion tokens and divided by
@@ -21,7 +21,7 @@ from tunix_rt.errors import TunixError, WorkFailed
 from tunix_rt.evidence import write_json
 from tunix_rt.plugins import Prepared, RunContext, RunResult
 from tunix_rt_torch_sft import data as D
-from tunix_rt_torch_sft import modeling, plot, scored_eval
+from tunix_rt_torch_sft import card, modeling, plot, scored_eval
 from tunix_rt_torch_sft import runtime as rt
 from tunix_rt_torch_sft.meter import Meter, Peak, flops_per_token, matmul_trials, measure_peak
 from tunix_rt_torch_sft.prepare import RunState
@@ -111,6 +111,8 @@ def train(ctx: RunContext, config: Any, prepared: Prepared) -> RunResult:
         summary = scored_eval.run_scored_eval(ctx, config, model, tokenizer, state, runtime)
         result.metrics.update(scored_eval.eval_metrics(summary))
         result.results.append(scored_eval.eval_line(summary))
+    if ctx.is_main:  # after the eval it reports, before the core hashes the folder into artifacts.json
+        card.write(ctx, config, prepared.facts)
     return result
 
 
@@ -374,10 +376,8 @@ def save_model(
         if main:
             prefix = "model."  # TargetLoss holds the model as `.model`
             state = {k[len(prefix) :]: v for k, v in full.items() if k.startswith(prefix)}
-            for alias in getattr(modeling.hf_model(model), "all_tied_weights_keys", None) or {}:
-                state.pop(
-                    alias, None
-                )  # a tied weight (lm_head = embeddings) is stored once, as from_pretrained expects
+            for alias in modeling.tied_aliases(model):
+                state.pop(alias, None)  # a tied weight (lm_head = embeddings) is stored once
             modeling.save_pretrained(model, tokenizer, folder, state)
         return
     if main:
