@@ -85,3 +85,17 @@ def test_a_diverging_run_fails_with_exit_1_and_no_bare_nan(project, run_cli):
     metrics = project.runs_dir / "m44_v1" / "metrics.jsonl"
     for line in metrics.read_text(encoding="utf-8").splitlines():
         json.loads(line, parse_constant=lambda name: pytest.fail(f"bare {name} in metrics.jsonl"))
+
+
+def test_packed_rows_are_refused_where_transformers_would_let_samples_see_each_other() -> None:
+    from tunix_rt.errors import TunixError
+    from tunix_rt_torch_sft.modeling import check_batching
+
+    for batching in ("packed", "flatten"):
+        with pytest.raises(TunixError, match=f"training.batching: {batching} needs transformers>=4.54 "
+                                             r"\(this is 4.50.3: "):
+            check_batching(batching, "4.50.3")
+        check_batching(batching, "4.54.0")
+        check_batching(batching, "5.24.0")
+    for batching in ("grouped", "random"):
+        check_batching(batching, "4.50.3")

@@ -2,7 +2,7 @@
 
 Loading and saving both go through transformers' `from_pretrained`/`save_pretrained` (and peft's for
 adapters), so a model written by a run loads back with the same calls a user would type. The two places where
-transformers 4.x (>= 4.54) and 5.x differ for this module are the compat section at the end.
+transformers 4.x (>= 4.50) and 5.x differ for this module are the compat section at the end.
 """
 
 from __future__ import annotations
@@ -112,6 +112,24 @@ def save_pretrained(model: Any, tokenizer: Any, folder: Path, state_dict: dict[s
 # - the tied weights of a model: 5.x lists the ties in effect as `all_tied_weights_keys` ({alias: source}); 4.x
 #   only has the class attribute `_tied_weights_keys` (aliases that can be tied), in effect when the config ties
 #   the word embeddings.
+
+
+# - packed and flattened rows restart position ids per sample; from 4.54 on, sdpa turns that into a mask
+#   that keeps the samples apart, while 4.50-4.53 let them attend to each other (silently wrong training), so
+#   those batchings are refused there (`check_batching`).
+ROWS_KEPT_APART_FROM = "4.54"
+
+
+def check_batching(batching: str, version: str) -> None:
+    """Refuses, before any folder exists, a batching that this transformers version would train wrongly."""
+    from packaging.version import Version
+
+    from tunix_rt.errors import TunixError
+
+    if batching in ("packed", "flatten") and Version(version) < Version(ROWS_KEPT_APART_FROM):
+        raise TunixError(f"training.batching: {batching} needs transformers>={ROWS_KEPT_APART_FROM} (this is {version}: "
+                         "it lets the samples of one row attend to each other); set training.batching: grouped or "
+                         "random, or upgrade transformers")
 
 
 def dtype_kwarg(dtype: Any) -> dict[str, Any]:

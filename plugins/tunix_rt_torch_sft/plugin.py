@@ -41,6 +41,12 @@ class TorchSFTPlugin:
 
     def validate_config(self, kind: Kind, raw: dict[str, Any], base: Path) -> SFTConfig:
         config = validate(kind, raw, base)
+        if kind == "train":
+            import transformers
+
+            from tunix_rt_torch_sft.modeling import check_batching
+
+            check_batching(config.training.batching, transformers.__version__)
         if config.model.model_id is not None and not Path(config.model.model_id).exists():
             from tunix_rt_torch_sft import hub
 
