@@ -127,9 +127,9 @@ def check_batching(batching: str, version: str) -> None:
     from tunix_rt.errors import TunixError
 
     if batching in ("packed", "flatten") and Version(version) < Version(ROWS_KEPT_APART_FROM):
-        raise TunixError(f"training.batching: {batching} needs transformers>={ROWS_KEPT_APART_FROM} (this is {version}: "
-                         "it lets the samples of one row attend to each other); set training.batching: grouped or "
-                         "random, or upgrade transformers")
+        raise TunixError(f"training.batching: {batching} needs transformers>={ROWS_KEPT_APART_FROM} (this is "
+                         f"{version}: it lets the samples of one row attend to each other); set training.batching: "
+                         "grouped or random, or upgrade transformers")
 
 
 def dtype_kwarg(dtype: Any) -> dict[str, Any]:
