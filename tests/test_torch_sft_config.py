@@ -89,13 +89,14 @@ def test_a_diverging_run_fails_with_exit_1_and_no_bare_nan(project, run_cli):
 
 def test_packed_rows_are_refused_where_transformers_would_let_samples_see_each_other() -> None:
     from tunix_rt.errors import TunixError
-    from tunix_rt_torch_sft.modeling import check_batching
+    from tunix_rt_torch_sft.modeling import safe_batching
 
     for batching in ("packed", "flatten"):
         with pytest.raises(TunixError, match=f"training.batching: {batching} needs transformers>=4.54 "
                                              r"\(this is 4.50.3: "):
-            check_batching(batching, "4.50.3")
-        check_batching(batching, "4.54.0")
-        check_batching(batching, "5.24.0")
+            safe_batching(batching, True, "4.50.3")
+        assert safe_batching(batching, True, "4.54.0") == batching
+        assert safe_batching(batching, True, "5.24.0") == batching
+    assert safe_batching("packed", False, "4.53.3") == "grouped"  # the default, not asked for: the safe one
     for batching in ("grouped", "random"):
-        check_batching(batching, "4.50.3")
+        assert safe_batching(batching, True, "4.50.3") == batching

@@ -120,14 +120,19 @@ def save_pretrained(model: Any, tokenizer: Any, folder: Path, state_dict: dict[s
 ROWS_KEPT_APART_FROM = "4.54"
 
 
-def check_batching(batching: str, version: str) -> None:
-    """Refuses, before any folder exists, a batching that this transformers version would train wrongly."""
+def safe_batching(batching: str, chosen: bool, version: str) -> str:
+    """The batching to train with on this transformers version: a packed or flattened row that the version would
+    train wrongly is refused when the config asks for it (before any folder exists), and replaced by `grouped`
+    when it is only the default (the resolved config.yaml of the run then says grouped)."""
     from packaging.version import Version
 
     from tunix_rt.errors import TunixError
 
-    if batching in ("packed", "flatten") and Version(version) < Version(ROWS_KEPT_APART_FROM):
-        raise TunixError(f"training.batching: {batching} needs transformers>={ROWS_KEPT_APART_FROM} (this is "
+    if batching not in ("packed", "flatten") or Version(version) >= Version(ROWS_KEPT_APART_FROM):
+        return batching
+    if not chosen:
+        return "grouped"
+    raise TunixError(f"training.batching: {batching} needs transformers>={ROWS_KEPT_APART_FROM} (this is "
                          f"{version}: it lets the samples of one row attend to each other); set training.batching: "
                          "grouped or random, or upgrade transformers")
 

@@ -44,9 +44,11 @@ class TorchSFTPlugin:
         if kind == "train":
             import transformers
 
-            from tunix_rt_torch_sft.modeling import check_batching
+            from tunix_rt_torch_sft.modeling import safe_batching
 
-            check_batching(config.training.batching, transformers.__version__)
+            training = config.training
+            training.batching = safe_batching(training.batching, "batching" in training.model_fields_set,  # type: ignore[assignment]
+                                              transformers.__version__)
         if config.model.model_id is not None and not Path(config.model.model_id).exists():
             from tunix_rt_torch_sft import hub
 
