@@ -15,7 +15,7 @@ import typer
 from tunix_rt import milestones
 from tunix_rt.cli_options import JsonOpt, MilestoneOpt, plural, print_json, require_subcommand
 from tunix_rt.errors import TunixError
-from tunix_rt.models import Milestone
+from tunix_rt.models import STATUS_DISPLAY, Milestone
 from tunix_rt.project import Project
 
 
@@ -250,7 +250,8 @@ def show(
         sha = base.sha[:7] if base.sha else "none"
         typer.echo(f"baseline: {sha} on {base.branch or 'detached HEAD'} at {base.time}")
     for entry in state.entries:
-        shown = entry.shown_status() or "—"
+        # The word alone in this one-line list (❌ FAILED, not its reason cut at 14 characters).
+        shown = STATUS_DISPLAY[entry.status] if entry.status else (entry.status_text or "—")
         typer.echo(f"  {entry.label:>5}  {shown[:14]:<14} {entry.title or entry.timestamp}")
     for point in state.checkpoints:
         typer.echo(f"  checkpoint: {point.title}")
