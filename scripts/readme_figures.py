@@ -61,8 +61,9 @@ def measure() -> dict[str, object]:
 
     subprocess.run(["make", "setup"], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
     demo_s = timed("make", "demo")
+    # The one test that checks this block would fail while the block is being measured for.
     tests_s = timed(".venv/bin/python", "-m", "pytest", "-q", "-n", "2", "--dist", "loadgroup", "-p",
-                    "no:cacheprovider")
+                    "no:cacheprovider", "--deselect", "tests/test_readme.py::test_the_readme_figures_are_current")
     return {"measured": datetime.date.today().isoformat(), "machine": machine(), "demo_s": demo_s,
             "tests_s": tests_s}
 
