@@ -79,7 +79,7 @@ def run_subprocess(cwd: Path, *args: str, env: dict[str, str] | None = None, tim
 @pytest.hookimpl(tryfirst=True)
 def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config):
     """A test skipped for want of ../shared counts under its own name in pytest's summary line
-    (`812 passed, 14 skipped (need ../shared)`), so a fresh clone's run says why it ran fewer tests."""
+    (`… passed, N skipped (need ../shared)`), so a fresh clone's run says why it ran fewer tests."""
     if report.skipped and isinstance(report.longrepr, tuple) and NEEDS_SHARED in str(report.longrepr[2]):
         return NEEDS_SHARED_CATEGORY, "s", ("SKIPPED", {"yellow": True})
     return None
