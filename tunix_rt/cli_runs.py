@@ -141,16 +141,12 @@ def verify_command(
     if as_json:
         print_json({**asdict(report), "ok": report.ok})
     else:
-        for path in report.changed:
-            typer.echo(f"changed: {path}")
-        for path in report.missing:
-            typer.echo(f"missing: {path}")
+        for line in report.problems:
+            typer.echo(line)
         for path in report.absent_ignored:
             typer.echo(f"absent (ignored by git, not checked): {path}")
         for path in report.unlisted:
             typer.echo(f"not in artifacts.json: {path}")
-        if report.manifest_error:
-            typer.echo(f"manifest: {report.manifest_error}")
         if report.ok:
             typer.echo(f"{report.path}: {report.checked} files match")
     if not report.ok:

@@ -327,6 +327,12 @@ class VerifyReport:
     def ok(self) -> bool:
         return not (self.changed or self.missing or self.manifest_error)
 
+    @property
+    def problems(self) -> list[str]:
+        """What fails, a line each, as `milestone verify RUN` and the report show it."""
+        return ([f"changed: {p}" for p in self.changed] + [f"missing: {p}" for p in self.missing]
+                + ([f"manifest: {self.manifest_error}"] if self.manifest_error else []))
+
 
 def load_manifest(path: Path) -> Manifest:
     try:

@@ -169,7 +169,7 @@ def _evidence(project: Project, state: Milestone) -> list[Check]:
             checks.append(Check(rel, True, "not in this clone (ignored by git), digest recorded"))
         if found.manifest_error:
             checks.append(Check(f"{found.path}/{evidence.MANIFEST}", False, found.manifest_error))
-        if not (found.changed or found.missing or found.manifest_error):
+        if found.ok:
             checks.append(Check(found.path, True, f"{found.checked} files match their recorded sha256"))
     return checks
 

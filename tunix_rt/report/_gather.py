@@ -225,7 +225,5 @@ def verify(project: Project, folder: str) -> Verified:
         report = evidence.verify(project, str(project.root / folder))
     except TunixError as exc:
         return Verified(False, "cannot verify", [str(exc)], [])
-    problems = ([f"changed: {p}" for p in report.changed] + [f"missing: {p}" for p in report.missing]
-                + ([f"manifest: {report.manifest_error}"] if report.manifest_error else []))
-    text = f"ok ({report.checked} files)" if report.ok else f"{len(problems)} problem(s)"
-    return Verified(report.ok, text, problems, report.unlisted)
+    text = f"ok ({report.checked} files)" if report.ok else f"{len(report.problems)} problem(s)"
+    return Verified(report.ok, text, report.problems, report.unlisted)
